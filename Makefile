@@ -1,0 +1,50 @@
+# StreamFlow — two commands: `make up` (stack + bootstrap_pipeline) and `make test` (all tests).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .streamflow/venvs
+SF := bin/streamflow
+DEV_PY := $(VENV)/dev/bin/python
+FLINK_PY := $(VENV)/flink/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help setup up down status bootstrap test test-unit test-flink lint bench images k8s-render clean
+
+help: ## list targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: ## install everything the stack needs (idempotent; apt, uv venvs from locks/, Maven jars)
+	@bash scripts/setup.sh
+
+up: setup ## start the local stack, run bootstrap_pipeline to a populated gold layer, print the URLs
+	@$(SF) up
+	@$(SF) bootstrap
+	@$(SF) status || true
+
+down: ## stop every local service and Flink job
+	@$(SF) down
+
+status: ## services, URLs, credentials
+	@$(SF) status
+
+bootstrap: ## trigger bootstrap_pipeline on a running stack and follow it
+	@$(SF) bootstrap
+
+test: setup lint ## set-up + lint + the whole test suite (unit, integration, e2e)
+	@bash scripts/run_tests.sh $(PYTEST_ARGS)
+
+test-unit: setup ## unit tests only (seconds, no services)
+	@$(DEV_PY) -m pytest tests/unit -q
+	@$(FLINK_PY) -m pytest tests/flink -q
+
+lint: setup ## ruff + mypy
+	@$(VENV)/dev/bin/ruff check .
+	@$(VENV)/dev/bin/mypy streamflow generator dags plugins bench
+
+bench: setup ## run every benchmark (or one: make bench B=generator_throughput) and regenerate bench/BENCHMARKS.md
+	@$(DEV_PY) -m bench $(B)
+
+images: ## build the container images (needs a Docker engine)
+	@bash scripts/build_images.sh
+
+clean: down ## stop and delete all local state (.streamflow/)
+	rm -rf .streamflow

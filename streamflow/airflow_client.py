@@ -1,0 +1,131 @@
+"""A small client for Airflow's REST API (``/api/v2``), used by the CLI, `make up` and the tests.
+
+Authentication is Airflow's own: ``POST /auth/token`` with the simple auth manager's admin user
+returns a JWT sent as a Bearer token.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from streamflow.settings import Settings
+from streamflow.stack.airflow import admin_password
+
+TERMINAL = {"success", "failed"}
+
+
+class AirflowApiError(RuntimeError):
+    pass
+
+
+@dataclass
+class AirflowClient:
+    base_url: str
+    username: str
+    password: str
+    _token: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AirflowClient:
+        password = admin_password(settings)
+        if password is None:
+            raise AirflowApiError(
+                "Airflow admin password not found: start Airflow first (`streamflow up`)"
+            )
+        return cls(settings.airflow_url, settings.airflow_admin_user, password)
+
+    def token(self) -> str:
+        if self._token is None:
+            body = self._raw("POST", "/auth/token", {"username": self.username, "password": self.password},
+                             auth=False)
+            self._token = str(body["access_token"])
+        return self._token
+
+    def _raw(self, method: str, path: str, payload: dict[str, Any] | None = None, *, auth: bool = True) -> Any:
+        data = json.dumps(payload).encode() if payload is not None else None
+        request = urllib.request.Request(f"{self.base_url}{path}", data=data, method=method)  # noqa: S310
+        request.add_header("Content-Type", "application/json")
+        if auth:
+            request.add_header("Authorization", f"Bearer {self.token()}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                text = response.read()
+                return json.loads(text) if text else {}
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")[:500]
+            raise AirflowApiError(f"{method} {path} -> HTTP {error.code}: {detail}") from None
+
+    def get(self, path: str) -> Any:
+        return self._raw("GET", path)
+
+    def post(self, path: str, payload: dict[str, Any]) -> Any:
+        return self._raw("POST", path, payload)
+
+    def patch(self, path: str, payload: dict[str, Any]) -> Any:
+        return self._raw("PATCH", path, payload)
+
+    def wait_for_dag(self, dag_id: str, timeout_s: float = 180) -> None:
+        """Wait until the dag-processor has parsed ``dag_id`` (fresh stacks need a few seconds)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.get(f"/api/v2/dags/{dag_id}")
+                return
+            except AirflowApiError as error:
+                if "404" not in str(error) or time.monotonic() > deadline:
+                    raise AirflowApiError(
+                        f"DAG {dag_id} not available after {timeout_s:.0f} s: check "
+                        "`streamflow logs airflow-dag-processor` for import errors"
+                    ) from None
+            time.sleep(2)
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        self.wait_for_dag(dag_id)
+        self.patch(f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        run = self.post(
+            f"/api/v2/dags/{dag_id}/dagRuns",
+            {"logical_date": datetime.now(UTC).isoformat(), "conf": conf or {}},
+        )
+        return str(run["dag_run_id"])
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        return str(self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"])
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        body = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=500")
+        return list(body["task_instances"])
+
+
+def follow_run(client: AirflowClient, dag_id: str, run_id: str, *, timeout_s: float = 1800,
+               poll_s: float = 3.0, echo: bool = True) -> str:
+    """Poll a DAG run to its end, printing each task's state change; return the final state."""
+    deadline = time.monotonic() + timeout_s
+    began = time.monotonic()
+    seen: dict[str, str] = {}
+    state = "queued"
+    while time.monotonic() < deadline:
+        state = client.run_state(dag_id, run_id)
+        for ti in client.task_instances(dag_id, run_id):
+            key = ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else "")
+            ti_state = ti.get("state") or "none"
+            if seen.get(key) != ti_state and ti_state in {"running", "success", "failed", "upstream_failed",
+                                                           "skipped", "up_for_retry"}:
+                seen[key] = ti_state
+                if echo:
+                    print(f"  [{time.monotonic() - began:6.1f}s] {key:<60} {ti_state}", flush=True)
+        if state in TERMINAL:
+            break
+        time.sleep(poll_s)
+    if echo:
+        print(f"{dag_id} run {run_id}: {state} after {time.monotonic() - began:.0f} s", flush=True)
+        if state == "failed":
+            failed = [k for k, v in seen.items() if v == "failed"]
+            print(f"  failed tasks: {', '.join(failed)}; see their logs in the Airflow UI or under "
+                  f"{client.base_url}/dags/{dag_id}/runs", flush=True)
+    return state

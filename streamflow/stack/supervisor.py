@@ -1,0 +1,77 @@
+"""Start, check and stop the local stack in dependency order; the single way services are started
+(the CLI, `make up` and the test fixtures all come through here)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from streamflow.logs import get_log
+from streamflow.settings import Settings
+from streamflow.stack.airflow import AIRFLOW_COMPONENTS, AirflowComponent
+from streamflow.stack.base import Service, ServiceStatus
+from streamflow.stack.kafka import KafkaService
+from streamflow.stack.postgres import PostgresService
+
+log = get_log("streamflow.stack")
+
+GROUPS = {"airflow": [f"airflow-{c}" for c in AIRFLOW_COMPONENTS]}
+
+
+def all_services(settings: Settings) -> list[Service]:
+    services: list[Service] = [PostgresService(settings), KafkaService(settings)]
+    services += [AirflowComponent(settings, c) for c in AIRFLOW_COMPONENTS]
+    return services
+
+
+def select(settings: Settings, only: Iterable[str] | None = None) -> list[Service]:
+    services = all_services(settings)
+    if not only:
+        return services
+    wanted: set[str] = set()
+    for name in only:
+        wanted.update(GROUPS.get(name, [name]))
+    known = {s.name for s in services}
+    unknown = wanted - known
+    if unknown:
+        raise ValueError(f"unknown service(s) {sorted(unknown)}; known: {sorted(known | set(GROUPS))}")
+    # Dependencies: Airflow needs Postgres.
+    if any(n.startswith("airflow-") for n in wanted):
+        wanted.add("postgres")
+    return [s for s in services if s.name in wanted]
+
+
+def up(settings: Settings, only: Iterable[str] | None = None) -> list[str]:
+    """Start what is not running, wait for readiness; return the names this call started."""
+    for directory in (settings.run_dir, settings.logs_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    started: list[str] = []
+    for service in select(settings, only):
+        if service.is_running():
+            service.wait_ready()
+            service.after_ready()
+            log.info("already running", service=service.name)
+            continue
+        began = time.monotonic()
+        log.info("starting", service=service.name, log=service.log_file)
+        service.prepare()
+        service.start()
+        service.wait_ready()
+        service.after_ready()
+        started.append(service.name)
+        log.info("ready", service=service.name, seconds=f"{time.monotonic() - began:.1f}", at=service.describe())
+    return started
+
+
+def down(settings: Settings, only: Iterable[str] | None = None) -> list[str]:
+    """Stop services in reverse dependency order; return the names that were running."""
+    stopped = []
+    for service in reversed(select(settings, only) if only else all_services(settings)):
+        if service.stop():
+            stopped.append(service.name)
+            log.info("stopped", service=service.name)
+    return stopped
+
+
+def status(settings: Settings) -> list[ServiceStatus]:
+    return [service.status() for service in all_services(settings)]
