@@ -14,6 +14,7 @@ help: ## list targets
 
 setup: ## install everything the stack needs (idempotent; apt, uv venvs from locks/, Maven jars)
 	@bash scripts/setup.sh
+	@$(SF) prepare
 
 up: setup ## start the local stack, run bootstrap_pipeline to a populated gold layer, print the URLs
 	@$(SF) up

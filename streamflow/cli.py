@@ -109,6 +109,16 @@ def _cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if state == "success" else 1
 
 
+def _cmd_prepare(settings: Settings, args: argparse.Namespace) -> int:
+    """Set-up steps that need the Python environments: the dbt manifest the DAGs render from."""
+    from streamflow.dbt_runner import parse_manifest
+
+    began = time.monotonic()
+    manifest = parse_manifest(settings)
+    print(f"dbt manifest ready: {manifest} ({time.monotonic() - began:.1f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamflow", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -125,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_logs.add_argument("-n", "--lines", type=int, default=40)
     p_logs.add_argument("-f", "--follow", action="store_true")
     p_logs.set_defaults(func=_cmd_logs)
+    sub.add_parser("prepare", help="parse the dbt project into the manifest the DAGs render from").set_defaults(
+        func=_cmd_prepare)
     p_boot = sub.add_parser("bootstrap", help="trigger bootstrap_pipeline and follow it")
     p_boot.add_argument("--no-wait", action="store_true")
     p_boot.add_argument("--timeout", type=float, default=1800)
@@ -141,6 +153,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(settings, args))
-    except ServiceError as error:
+    except (ServiceError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

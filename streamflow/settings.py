@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     quality_schedule: str = "*/15 * * * *"
     alert_webhook_url: str = ""
 
+    # dbt (own venv locally; baked into the Airflow image on Kubernetes).
+    dbt_executable_path: str = ""
+    dbt_artifacts_dir: str = ""
+
     # Start-up timeouts for the local supervisor.
     service_start_timeout_s: int = Field(120, ge=5, le=1800)
 
@@ -182,12 +186,23 @@ class Settings(BaseSettings):
         return self.repo_root / "dbt"
 
     @property
+    def dbt_artifacts(self) -> Path:
+        return Path(self.dbt_artifacts_dir) if self.dbt_artifacts_dir else self.state_dir / "dbt"
+
+    @property
     def dbt_target_dir(self) -> Path:
-        """Where set-up writes the manifest Cosmos renders from and the docs the portal serves."""
-        return self.state_dir / "dbt" / "target"
+        """Where set-up writes the manifest Cosmos renders the DAGs from."""
+        return self.dbt_artifacts / "target"
+
+    @property
+    def dbt_docs_dir(self) -> Path:
+        """Where bootstrap_pipeline publishes dbt docs (index, manifest, catalog) for the lineage portal."""
+        return self.dbt_artifacts / "docs"
 
     @property
     def dbt_executable(self) -> Path:
+        if self.dbt_executable_path:
+            return Path(self.dbt_executable_path)
         return self.venvs_dir / "dbt" / "bin" / "dbt"
 
     def venv_python(self, name: str) -> Path:

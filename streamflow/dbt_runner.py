@@ -1,0 +1,61 @@
+"""Run dbt (its own venv, as a subprocess) with the warehouse connection from settings.
+
+Used where we need dbt's artifacts ourselves (set-up's manifest, docs publishing, the quality DAG's
+results table); per-model runs go through Cosmos instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from streamflow.logs import get_log
+from streamflow.settings import Settings
+
+log = get_log("streamflow.dbt")
+
+
+class DbtError(RuntimeError):
+    pass
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    env = {**os.environ, **settings.warehouse_env()}
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    return env
+
+
+def run_dbt(settings: Settings, args: list[str], *, target_path: Path, echo: bool = True,
+            check: bool = True) -> dict[str, Any]:
+    """Run ``dbt <args>``; return run_results.json (or {} when the command writes none)."""
+    target_path.mkdir(parents=True, exist_ok=True)
+    argv = [
+        str(settings.dbt_executable), *args,
+        "--project-dir", str(settings.dbt_project_dir),
+        "--profiles-dir", str(settings.dbt_project_dir),
+        "--target-path", str(target_path),
+    ]
+    env = dbt_env(settings)
+    env["DBT_LOG_PATH"] = str(target_path / "logs")
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, cwd=settings.dbt_project_dir)
+    if echo:
+        print(proc.stdout[-20000:], flush=True)
+    results_file = target_path / "run_results.json"
+    results: dict[str, Any] = json.loads(results_file.read_text()) if results_file.exists() else {}
+    if check and proc.returncode != 0:
+        raise DbtError(f"`dbt {' '.join(args)}` failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}\n"
+                       f"{proc.stderr[-2000:]}")
+    results["_returncode"] = proc.returncode
+    return results
+
+
+def parse_manifest(settings: Settings) -> Path:
+    """`dbt parse` into the shared target dir: the manifest Cosmos renders the DAGs from."""
+    run_dbt(settings, ["parse", "--quiet"], target_path=settings.dbt_target_dir, echo=False)
+    manifest = settings.dbt_target_dir / "manifest.json"
+    if not manifest.exists():
+        raise DbtError(f"dbt parse wrote no manifest at {manifest}")
+    return manifest

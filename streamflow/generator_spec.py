@@ -1,0 +1,60 @@
+"""The generator pod template (k8s/base/generator/pod-template.yaml) as the single source of truth.
+
+On Kubernetes, KubernetesPodOperator launches the template as is. The local runtime reads the same
+command, args and env and runs them as a process; it replaces only what is bound to the runtime:
+the interpreter (the generator venv's python) and the Kafka address (from settings). A change to the
+template therefore shows in both runtimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from streamflow.settings import Settings
+
+POD_TEMPLATE = Path(__file__).resolve().parent.parent / "k8s" / "base" / "generator" / "pod-template.yaml"
+RUNTIME_BOUND_ENV = ("GENERATOR_BOOTSTRAP_SERVERS",)
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    command: list[str]
+    args: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    image: str = ""
+    namespace: str = ""
+
+    def with_args(self, *extra: str) -> GeneratorSpec:
+        return GeneratorSpec(self.command, [*self.args, *extra], dict(self.env), self.image, self.namespace)
+
+
+def load_generator_spec(path: Path = POD_TEMPLATE) -> GeneratorSpec:
+    pod = yaml.safe_load(path.read_text())
+    container = pod["spec"]["containers"][0]
+    env = {item["name"]: str(item["value"]) for item in container.get("env", []) if "value" in item}
+    return GeneratorSpec(
+        command=list(container["command"]),
+        args=[str(a) for a in container.get("args", [])],
+        env=env,
+        image=str(container["image"]),
+        namespace=str(pod["metadata"].get("namespace", "")),
+    )
+
+
+def bounded_run_args(settings: Settings) -> list[str]:
+    """Arguments the DAG adds for a bounded run (identical in both runtimes)."""
+    return ["--total-events", str(settings.generator_events), "--seed", str(settings.generator_seed),
+            "--events-per-second", str(settings.generator_events_per_second)]
+
+
+def local_argv(spec: GeneratorSpec, settings: Settings) -> tuple[list[str], dict[str, str]]:
+    """The local process for a spec: same module/args/env, local interpreter and Kafka address."""
+    command = list(spec.command)
+    if command and command[0].startswith("python"):
+        command[0] = str(settings.venv_python("generator"))
+    env = dict(spec.env)
+    env["GENERATOR_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap
+    return [*command, *spec.args], env

@@ -1,0 +1,88 @@
+"""Local runtime: Flink jobs on per-job local clusters, the generator as a local process.
+
+Both read the Kubernetes specs (FlinkDeployment YAMLs, the generator pod template) so the two
+runtimes cannot drift apart; see streamflow/runtime/flink_local.py and streamflow/generator_spec.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.providers.standard.sensors.python import PythonSensor
+from airflow.sdk import BaseOperator
+
+from streamflow.generator_spec import bounded_run_args, load_generator_spec, local_argv
+from streamflow.logs import get_log
+from streamflow.runtime import flink_spec_path
+from streamflow.settings import Settings, get_settings
+
+log = get_log("streamflow.runtime.local")
+
+
+# ---- callables (run inside Airflow tasks) ------------------------------------------------------
+def deploy_flink_job(job: str) -> dict[str, Any]:
+    from streamflow.flink_spec import load_flink_spec
+    from streamflow.runtime import flink_local
+
+    settings = get_settings()
+    spec = load_flink_spec(flink_spec_path(job))
+    handle = flink_local.deploy(spec, settings)
+    return {"job": job, "handle": str(handle)}
+
+
+def flink_job_running(job: str) -> bool:
+    from streamflow.flink_spec import load_flink_spec
+    from streamflow.runtime import flink_local
+
+    settings = get_settings()
+    spec = load_flink_spec(flink_spec_path(job))
+    state = flink_local.job_state(spec, settings)
+    log.info("local flink job state", job=job, state=state)
+    if state in {"FAILED", "CANCELED", "FINISHED"}:
+        raise RuntimeError(
+            f"local Flink job {job} is {state}: see `streamflow logs flink-{job}` and the Flink UI"
+        )
+    return state == "RUNNING"
+
+
+def run_generator() -> dict[str, Any]:
+    """Run the generator pod's command locally; stream its output into the Airflow task log."""
+    settings = get_settings()
+    spec = load_generator_spec().with_args(*bounded_run_args(settings))
+    argv, env = local_argv(spec, settings)
+    import os
+
+    full_env = {**os.environ, **env}
+    print(f"running generator: {' '.join(argv)}", flush=True)
+    began = time.monotonic()
+    with subprocess.Popen(argv, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          cwd=settings.repo_root) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            print(line.rstrip(), flush=True)
+        code = proc.wait()
+    if code != 0:
+        raise RuntimeError(f"generator exited with code {code}; its output is above")
+    return {"events": settings.generator_events, "seconds": round(time.monotonic() - began, 1)}
+
+
+# ---- task builders -----------------------------------------------------------------------------
+class LocalRuntime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def flink_job(self, job: str) -> tuple[BaseOperator, BaseOperator]:
+        deploy = PythonOperator(task_id=f"deploy_{job}", python_callable=deploy_flink_job, op_kwargs={"job": job},
+                                execution_timeout=timedelta(minutes=5))
+        wait = PythonSensor(task_id=f"wait_{job}_running", python_callable=flink_job_running,
+                            op_kwargs={"job": job}, poke_interval=3, timeout=300, mode="poke")
+        deploy >> wait
+        return deploy, wait
+
+    def generator(self) -> BaseOperator:
+        return PythonOperator(task_id="run_generator", python_callable=run_generator,
+                              execution_timeout=timedelta(minutes=20))
