@@ -7,7 +7,7 @@ DEV_PY := $(VENV)/dev/bin/python
 FLINK_PY := $(VENV)/flink/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status bootstrap test test-unit test-flink lint bench images k8s-render clean
+.PHONY: help setup up down status bootstrap test test-unit lint bench images k8s-render k8s-deploy k8s-api clean
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,15 @@ bench: setup ## run every benchmark (or one: make bench B=generator_throughput) 
 
 images: ## build the container images (needs a Docker engine)
 	@bash scripts/build_images.sh
+
+k8s-render: ## render the single-node overlay with kustomize (to stdout)
+	@bash scripts/k8s_render.sh
+
+k8s-deploy: ## install the operators with Helm, then apply the overlay (needs a cluster + kubectl/helm)
+	@bash scripts/k8s_deploy.sh
+
+k8s-api: ## start a real kube-apiserver + etcd on 127.0.0.1 (for trying the kubernetes runtime)
+	@bash scripts/k8s_api.sh
 
 clean: down ## stop and delete all local state (.streamflow/)
 	rm -rf .streamflow
