@@ -28,7 +28,8 @@ def machine_description() -> str:
         mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
     except (OSError, ValueError):
         mem_kb = 0
-    return f"{os.cpu_count()} cores ({cpu}), {mem_kb / 1024 / 1024:.0f} GiB RAM, {platform.system()} {platform.release()}"
+    memory = f"{mem_kb / 1024 / 1024:.0f} GiB RAM"
+    return f"{os.cpu_count()} cores ({cpu}), {memory}, {platform.system()} {platform.release()}"
 
 
 def _met(figure: dict[str, Any]) -> str:

@@ -39,7 +39,8 @@ def decide(resource: dict[str, Any]) -> Decision:
     job_state = str(job.get("state") or "")
     jm = str(status.get("jobManagerDeploymentStatus") or "")
     error = status.get("error")
-    where = f"lifecycleState={lifecycle or '-'} jobStatus.state={job_state or '-'} jobManagerDeploymentStatus={jm or '-'}"
+    where = (f"lifecycleState={lifecycle or '-'} jobStatus.state={job_state or '-'} "
+             f"jobManagerDeploymentStatus={jm or '-'}")
     if lifecycle in FAILED_LIFECYCLE:
         return Decision(Verdict.FAILED, f"{where}; operator error: {_error_text(error)}")
     if job_state in FAILED_JOB_STATES:

@@ -25,24 +25,24 @@ log = get_log("streamflow.runtime.local")
 
 # ---- callables (run inside Airflow tasks) ------------------------------------------------------
 def deploy_flink_job(job: str) -> dict[str, Any]:
-    from streamflow.flink_spec import load_flink_spec
+    from streamflow.flink_spec import load_spec
     from streamflow.runtime import flink_local
 
     settings = get_settings()
-    spec = load_flink_spec(flink_spec_path(job))
+    spec = load_spec(flink_spec_path(job))
     handle = flink_local.deploy(spec, settings)
     return {"job": job, "handle": str(handle)}
 
 
 def flink_job_running(job: str) -> bool:
-    from streamflow.flink_spec import load_flink_spec
+    from streamflow.flink_spec import load_spec
     from streamflow.runtime import flink_local
 
     settings = get_settings()
-    spec = load_flink_spec(flink_spec_path(job))
+    spec = load_spec(flink_spec_path(job))
     state = flink_local.job_state(spec, settings)
     log.info("local flink job state", job=job, state=state)
-    if state in {"FAILED", "CANCELED", "FINISHED"}:
+    if state in {"FAILED", "CANCELED", "FINISHED", "CLUSTER_DOWN"}:
         raise RuntimeError(
             f"local Flink job {job} is {state}: see `streamflow logs flink-{job}` and the Flink UI"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from dataclasses import dataclass, field
@@ -73,10 +74,8 @@ class Service:
     def stop(self) -> bool:
         pid = self.pid_file.alive_pid()
         if pid is not None and self.stop_signal is not signal.SIGTERM:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, self.stop_signal)
-            except ProcessLookupError:
-                pass
         return process.stop(self.name, self.pid_file)
 
     def status(self) -> ServiceStatus:
@@ -85,7 +84,7 @@ class Service:
         if pid is not None:
             try:
                 ready = self.ready()
-            except Exception:  # noqa: BLE001 - a probe failing means "not ready"
+            except Exception:
                 ready = False
         return ServiceStatus(
             name=self.name,

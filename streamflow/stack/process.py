@@ -111,7 +111,7 @@ def wait_until(
         try:
             if check():
                 return
-        except Exception as error:  # noqa: BLE001 - readiness probes fail in many ways while starting
+        except Exception as error:
             last = error
             del last
         if pid_file is not None and pid_file.alive_pid() is None:

@@ -1,0 +1,106 @@
+"""DAG integrity in both runtimes: imports, owners, retries, tags, structure, no I/O at parse, parse time."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamflow.runtime import FLINK_JOBS
+from streamflow.settings import load_settings
+
+REPO = Path(__file__).resolve().parents[3]
+MANIFEST = load_settings().dbt_target_dir / "manifest.json"
+
+
+
+
+@cache
+def parsed(runtime: str) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+    env.update({"STREAMFLOW_RUNTIME": runtime, "AIRFLOW_HOME": str(REPO / ".streamflow" / "airflow-parse-test"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+                "STREAMFLOW_K8S_IN_CLUSTER": "false"})
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("parse_dags.py")), str(REPO / "dags")],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+RUNTIMES = ["local", "kubernetes"]
+EXPECTED_DAGS = {"bootstrap_pipeline", "dbt_quality", "dbt_transform"}
+
+
+def test_manifest_exists_for_cosmos() -> None:
+    assert MANIFEST.exists(), f"{MANIFEST} missing: `bin/streamflow prepare` (make setup) must produce it"
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_every_dag_imports_without_errors(runtime: str) -> None:
+    result = parsed(runtime)
+    assert result["import_errors"] == {}
+    assert set(result["dags"]) == EXPECTED_DAGS
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_owners_retries_tags(runtime: str) -> None:
+    for dag_id, dag in parsed(runtime)["dags"].items():
+        assert "streamflow" in dag["tags"], dag_id
+        for task_id, task in dag["tasks"].items():
+            assert task["owner"] == "streamflow", (dag_id, task_id)
+            assert task["retries"] is not None, (dag_id, task_id)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_parse_time_per_file_is_under_a_second(runtime: str) -> None:
+    for name, seconds in parsed(runtime)["parse_seconds"].items():
+        assert seconds <= 1.0, f"{name} took {seconds:.2f} s to parse"
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_bootstrap_pipeline_structure(runtime: str) -> None:
+    tasks = parsed(runtime)["dags"]["bootstrap_pipeline"]["tasks"]
+    assert tasks["provision"]["upstream"] == ["preflight"]
+    for job in FLINK_JOBS:
+        assert tasks[f"deploy_{job}"]["upstream"] == ["provision"]
+        assert tasks[f"wait_{job}_running"]["upstream"] == [f"deploy_{job}"]
+    assert tasks["run_generator"]["upstream"] == sorted(f"wait_{job}_running" for job in FLINK_JOBS)
+    assert tasks["wait_for_bronze"]["upstream"] == ["run_generator"]
+    staging = [t for t in tasks if t.startswith("dbt_staging.")]
+    marts = [t for t in tasks if t.startswith("dbt_marts.")]
+    # One task per dbt model (Cosmos), tests attached (TestBehavior.BUILD).
+    for model in ("stg_transactions", "stg_fraud_alerts", "int_customer_stats"):
+        assert any(f".{model}" in t for t in staging), (model, staging)
+    for model in ("dim_customer", "dim_store", "fct_transactions", "fct_fraud_alerts", "agg_hourly_sales",
+                  "agg_daily_fraud"):
+        assert any(f".{model}" in t for t in marts), (model, marts)
+    roots = [t for t in staging if not any(u.startswith("dbt_staging.") for u in tasks[t]["upstream"])]
+    assert all(tasks[t]["upstream"] == ["wait_for_bronze"] for t in roots)
+    assert all(t.startswith("dbt_marts.") for t in tasks["publish_dbt_docs"]["upstream"])
+    assert tasks["summary"]["upstream"] == ["publish_dbt_docs"]
+
+
+def test_runtime_picks_the_operators() -> None:
+    local = parsed("local")["dags"]["bootstrap_pipeline"]["tasks"]
+    k8s = parsed("kubernetes")["dags"]["bootstrap_pipeline"]["tasks"]
+    assert local["deploy_fraud_detector"]["type"] == "PythonOperator"
+    assert local["run_generator"]["type"] == "PythonOperator"
+    assert k8s["deploy_fraud_detector"]["type"] == "FlinkDeploymentApplyOperator"
+    assert k8s["wait_fraud_detector_running"]["type"] == "FlinkDeploymentRunningSensor"
+    assert k8s["run_generator"]["type"] == "KubernetesPodOperator"
+    assert "--total-events" in k8s["run_generator"]["attrs"]["arguments"]
+    applied = json.loads(k8s["deploy_fraud_detector"]["attrs"]["application_file"])
+    assert applied["kind"] == "FlinkDeployment" and applied["metadata"]["name"] == "fraud-detector"
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_quality_dag_runs_every_15_minutes_with_a_task_per_group(runtime: str) -> None:
+    dag = parsed(runtime)["dags"]["dbt_quality"]
+    assert "*/15 * * * *" in dag["schedule"]
+    assert set(dag["tasks"]) == {"source_freshness", "test_staging", "test_intermediate", "test_marts"}
