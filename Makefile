@@ -34,8 +34,8 @@ test: setup lint ## set-up + lint + the whole test suite (unit, integration, e2e
 	@bash scripts/run_tests.sh $(PYTEST_ARGS)
 
 test-unit: setup ## unit tests only (seconds, no services)
-	@$(DEV_PY) -m pytest tests/unit -q
-	@$(FLINK_PY) -m pytest tests/flink -q
+	@$(DEV_PY) -m pytest tests/unit -q -p no:cacheprovider
+	@$(FLINK_PY) -m pytest tests/flink -q --confcutdir=tests/flink
 
 lint: setup ## ruff + mypy
 	@$(VENV)/dev/bin/ruff check .

@@ -19,7 +19,7 @@ run() {
 }
 
 if [[ -d tests/flink ]]; then
-  run "flink job logic" "$VENV/flink/bin/python" -m pytest tests/flink -q -p no:cacheprovider
+  run "flink job logic" "$VENV/flink/bin/python" -m pytest tests/flink -q -p no:cacheprovider --confcutdir=tests/flink
 fi
 run "unit, integration, e2e" "$VENV/dev/bin/python" -m pytest tests --ignore=tests/flink -q -p no:cacheprovider "$@"
 # Leave no service behind after the suite (the fixtures stop what they started; this is the safety net).
