@@ -22,7 +22,7 @@ def test_defaults_are_local_and_loopback(tmp_path: Path) -> None:
     s = load_settings(state_dir=tmp_path, postgres_password="pw")
     assert s.runtime is Runtime.LOCAL
     assert s.kafka_bootstrap == "127.0.0.1:59092"
-    assert s.warehouse_dsn == "postgresql://streamflow:pw@127.0.0.1:55432/warehouse"
+    assert s.warehouse_dsn == "postgresql://streamflow:pw@127.0.0.1:55432/warehouse"  # pragma: allowlist secret
     assert s.warehouse_jdbc_url == "jdbc:postgresql://127.0.0.1:55432/warehouse"
     assert s.topics == ["transactions.raw", "fraud.alerts", "metrics.realtime", "dlq.errors"]
 
