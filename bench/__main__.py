@@ -11,7 +11,6 @@ import importlib
 import json
 import sys
 import time
-from pathlib import Path
 
 from bench.report import BENCH_DIR, machine_description, render_markdown
 
@@ -51,7 +50,7 @@ def main(argv: list[str]) -> int:
         try:
             for figure in run_one(name):
                 print(f"  {figure['figure']}: {figure['value']} {figure['unit']} (goal {figure['goal']})", flush=True)
-        except Exception as error:  # noqa: BLE001 - report and continue with the next benchmark
+        except Exception as error:
             print(f"  FAILED: {error!r}", file=sys.stderr)
             status = 1
     (BENCH_DIR / "BENCHMARKS.md").write_text(render_markdown())

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from confluent_kafka import Consumer, TopicPartition
+from psycopg import sql
 
 from streamflow.dbt_runner import run_dbt
 from streamflow.logs import get_log
@@ -68,7 +68,7 @@ def preflight() -> dict[str, str]:
             hook = KubernetesHook(in_cluster=s.k8s_in_cluster, config_file=s.k8s_config_file or None)
             hook.core_v1_client.read_namespace(s.k8s_namespace_processing)
             checks["runtime"] = f"kubernetes ok ({s.k8s_namespace_processing})"
-        except Exception as error:  # noqa: BLE001 - any API/config failure is a preflight failure
+        except Exception as error:
             problems.append(f"Kubernetes API / namespace {s.k8s_namespace_processing}: {error}")
     if problems:
         raise PreflightError("preflight failed:\n  - " + "\n  - ".join(problems))

@@ -36,16 +36,15 @@ def _record(settings: Settings, dag_run_id: str, group: str, results: dict[str, 
             "status": str(item.get("status")), "failures": item.get("failures"),
             "message": (item.get("message") or "")[:2000], "execution_time": item.get("execution_time"),
         })
-    with psycopg.connect(settings.warehouse_dsn, connect_timeout=5) as conn:
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO quality.dbt_test_results (dag_run_id, test_group, unique_id, test_name, status, "
-                "failures, message, execution_time) VALUES (%(dag_run_id)s, %(test_group)s, %(unique_id)s, "
-                "%(test_name)s, %(status)s, %(failures)s, %(message)s, %(execution_time)s) "
-                "ON CONFLICT (dag_run_id, unique_id) DO UPDATE SET status = EXCLUDED.status, "
-                "failures = EXCLUDED.failures, message = EXCLUDED.message, run_at = now()",
-                rows,
-            )
+    with psycopg.connect(settings.warehouse_dsn, connect_timeout=5) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO quality.dbt_test_results (dag_run_id, test_group, unique_id, test_name, status, "
+            "failures, message, execution_time) VALUES (%(dag_run_id)s, %(test_group)s, %(unique_id)s, "
+            "%(test_name)s, %(status)s, %(failures)s, %(message)s, %(execution_time)s) "
+            "ON CONFLICT (dag_run_id, unique_id) DO UPDATE SET status = EXCLUDED.status, "
+            "failures = EXCLUDED.failures, message = EXCLUDED.message, run_at = now()",
+            rows,
+        )
     return rows
 
 
