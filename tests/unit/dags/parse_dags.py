@@ -23,18 +23,18 @@ def main() -> None:
     socket.create_connection = _no_network  # type: ignore[assignment]
     from airflow.dag_processing.dagbag import DagBag
 
-    warm = DagBag(dag_folder=str(dags_dir), include_examples=False, safe_mode=False)
+    warm = DagBag(dag_folder=str(dags_dir), safe_mode=False)
     timings = {}
     for path in sorted(dags_dir.glob("*.py")):
         began = time.perf_counter()
-        DagBag(dag_folder=str(path), include_examples=False, safe_mode=False)
+        DagBag(dag_folder=str(path), safe_mode=False)
         timings[path.name] = time.perf_counter() - began
     dags = {}
     for dag_id, dag in warm.dags.items():
         dags[dag_id] = {
             "fileloc": Path(dag.fileloc).name,
             "tags": sorted(dag.tags),
-            "schedule": str(dag.timetable.summary),
+            "schedule": str(getattr(dag.timetable, "description", "") or dag.timetable) + " " + str(getattr(dag.timetable, "_expression", "")),
             "tasks": {
                 t.task_id: {
                     "type": type(t).__name__,
