@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.providers.standard.operators.python import PythonOperator
+from airflow.providers.standard.operators.python import PythonOperator, ShortCircuitOperator
 from airflow.sdk import DAG
 
 from streamflow import quality
@@ -29,7 +29,10 @@ with DAG(
     tags=["streamflow", "quality", "dbt"],
     doc_md=__doc__,
 ) as dag:
+    bootstrapped = ShortCircuitOperator(task_id="pipeline_bootstrapped",
+                                        python_callable=quality.pipeline_bootstrapped)
     freshness = PythonOperator(task_id="source_freshness", python_callable=quality.source_freshness)
+    bootstrapped >> freshness
     for group in quality.TEST_GROUPS:
         freshness >> PythonOperator(
             task_id=f"test_{group}", python_callable=quality.run_tests, op_kwargs={"group": group},

@@ -103,4 +103,5 @@ def test_runtime_picks_the_operators() -> None:
 def test_quality_dag_runs_every_15_minutes_with_a_task_per_group(runtime: str) -> None:
     dag = parsed(runtime)["dags"]["dbt_quality"]
     assert "*/15 * * * *" in dag["schedule"]
-    assert set(dag["tasks"]) == {"source_freshness", "test_staging", "test_intermediate", "test_marts"}
+    assert set(dag["tasks"]) == {"pipeline_bootstrapped", "source_freshness", "test_staging",
+                                 "test_intermediate", "test_marts"}
