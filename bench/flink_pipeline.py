@@ -1,0 +1,223 @@
+"""End-to-end Flink pipeline: throughput, event->bronze latency, memory per job cluster.
+
+1. Sustained throughput: the generator (``--events-per-second 0``) writes N events to Kafka while
+   all three jobs run; measured until bronze holds all N (transaction_processor) and until every
+   job's consumer group has committed offsets up to the end of the topic (all three jobs).
+2. Latency at 1,000 events/s: a probe producer sends crafted events at 1,000/s and a poller records
+   when each row becomes visible in bronze (p50/p99; the local checkpoint interval is disclosed -
+   the JDBC sink flushes every second or 500-2000 rows, independent of checkpoints).
+3. Memory: RSS of each job's JobManager and TaskManager JVM (Python runs inside the TM in thread mode).
+
+Runs against the local stack: starts PostgreSQL/Kafka and the job clusters if needed, stops what it started.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from streamflow.flink_spec import load_all
+from streamflow.runtime import flink_local
+from streamflow.settings import Settings, load_settings
+from streamflow.stack import supervisor
+from streamflow.topics import ensure_topics
+from streamflow.warehouse import apply_migrations
+
+THROUGHPUT_EVENTS = 200_000
+LATENCY_RATE = 1_000
+LATENCY_SECONDS = 30
+JOBS = ("transaction-processor", "fraud-detector", "realtime-aggregator")
+
+
+def _bronze_count(dsn: str, prefix: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM bronze.raw_transactions WHERE transaction_id LIKE %s",
+                           (prefix + "%",)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _end_offsets(settings: Settings) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "bench-offsets"})
+    topic = settings.topic_transactions
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    consumer.close()
+    return ends
+
+
+def _committed(settings: Settings, group: str, partitions: list[int]) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group})
+    offsets = consumer.committed([TopicPartition(settings.topic_transactions, p) for p in partitions], timeout=10)
+    consumer.close()
+    return {tp.partition: tp.offset for tp in offsets}
+
+
+def _group_of(spec_args: tuple[str, ...]) -> str:
+    return spec_args[spec_args.index("--group-id") + 1]
+
+
+def _rss_mb(pid_file: Path) -> float | None:
+    try:
+        pid = int(json.loads(pid_file.read_text())["pid"])
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, KeyError):
+        return None
+    return None
+
+
+def throughput(settings: Settings, groups: dict[str, str]) -> list[dict[str, Any]]:
+    seed = int(time.time()) % 1_000_000_000
+    prefix = f"t-{seed}-"
+    generator = [str(settings.venv_python("generator")), "-m", "generator", "--seed", str(seed),
+                 "--total-events", str(THROUGHPUT_EVENTS), "--events-per-second", "0",
+                 "--bootstrap-servers", settings.kafka_bootstrap, "--topic", settings.topic_transactions]
+    began = time.monotonic()
+    subprocess.run(generator, cwd=settings.repo_root, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    produced_s = time.monotonic() - began
+    ends = _end_offsets(settings)
+    bronze_s = None
+    caught_up: dict[str, float] = {}
+    deadline = began + 900
+    while time.monotonic() < deadline and (bronze_s is None or len(caught_up) < len(groups)):
+        if bronze_s is None and _bronze_count(settings.warehouse_dsn, prefix) >= THROUGHPUT_EVENTS:
+            bronze_s = time.monotonic() - began
+        for job, group in groups.items():
+            if job not in caught_up:
+                committed = _committed(settings, group, list(ends))
+                if all(committed.get(p, -1) >= end for p, end in ends.items()):
+                    caught_up[job] = time.monotonic() - began
+        time.sleep(1.0)
+    figures = [{"figure": "generator -> Kafka (producer only)", "value": round(THROUGHPUT_EVENTS / produced_s),
+                "unit": "events/s", "goal": "informational", "notes": f"{THROUGHPUT_EVENTS} events"}]
+    notes = (f"{THROUGHPUT_EVENTS} generator events produced as fast as possible while all three jobs run "
+             f"(processor p=2, detector p=2, aggregator p=1) on one 2-core machine with Kafka and PostgreSQL")
+    figures.append({"figure": "sustained throughput generator -> bronze committed (transaction_processor)",
+                    "value": round(THROUGHPUT_EVENTS / bronze_s) if bronze_s else None, "unit": "events/s",
+                    "goal": ">= 10000", "notes": notes + (f"; {bronze_s:.0f} s end to end" if bronze_s else
+                                                          "; did not finish within 900 s")})
+    slowest = max(caught_up.values()) if len(caught_up) == len(groups) else None
+    figures.append({"figure": "sustained throughput, all three jobs caught up (offsets committed)",
+                    "value": round(THROUGHPUT_EVENTS / slowest) if slowest else None, "unit": "events/s",
+                    "goal": ">= 10000",
+                    "notes": "per job seconds to commit the end offsets: "
+                             + ", ".join(f"{j} {s:.0f}" for j, s in caught_up.items())
+                             + "; offsets are committed on checkpoints "
+                             + f"(every {settings.flink_checkpoint_interval_s} s)"})
+    return figures
+
+
+def latency(settings: Settings) -> list[dict[str, Any]]:
+    run = uuid.uuid4().hex[:8]
+    prefix = f"lat-{run}-"
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+
+    def poll() -> None:
+        with psycopg.connect(settings.warehouse_dsn, autocommit=True) as conn:
+            while not stop.is_set():
+                rows = conn.execute(
+                    "SELECT transaction_id FROM bronze.raw_transactions WHERE transaction_id LIKE %s "
+                    "AND ingested_at > now() - interval '60 seconds'", (prefix + "%",)).fetchall()
+                now = time.time()
+                for (txn_id,) in rows:
+                    seen.setdefault(txn_id, now)
+                time.sleep(0.1)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 1})
+    total = LATENCY_RATE * LATENCY_SECONDS
+    began = time.monotonic()
+    for i in range(total):
+        target = began + i / LATENCY_RATE
+        delay = target - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        txn_id = f"{prefix}{i}"
+        now = datetime.now(UTC)
+        customer = f"LAT{i % 500:04d}"
+        event = {"schema_version": 1, "transaction_id": txn_id, "customer_id": customer,
+                 "card_id": f"K{i % 500:04d}", "store_id": f"LATS{i % 20}", "store_category": "grocery",
+                 "amount": 10.0 + i % 50, "currency": "EUR", "channel": "pos",
+                 "event_time": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+                 "lat": 52.52, "lon": 13.405, "is_fraud_truth": False, "fraud_pattern": None}
+        producer.produce(settings.topic_transactions, key=customer, value=json.dumps(event).encode())
+        sent[txn_id] = time.time()
+        producer.poll(0)
+    producer.flush(30)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(seen) < total:
+        time.sleep(0.5)
+    stop.set()
+    poller.join(5)
+    latencies = sorted(seen[t] - sent[t] for t in seen if t in sent)
+    if not latencies:
+        return [{"figure": "event -> bronze latency p99 @ 1,000 events/s", "value": None, "unit": "s",
+                 "goal": "informational", "notes": "no probe row became visible"}]
+
+    def pct(q: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 2)
+
+    notes = (f"{total} probe events at {LATENCY_RATE}/s, {len(latencies)} seen; poll resolution 0.1 s; "
+             f"JDBC sink flush every 1 s or 2000 rows; local checkpoint interval "
+             f"{settings.flink_checkpoint_interval_s} s (bronze writes do not wait for it)")
+    return [
+        {"figure": "event -> bronze latency p50 @ 1,000 events/s", "value": pct(0.50), "unit": "s",
+         "goal": "informational", "notes": notes},
+        {"figure": "event -> bronze latency p99 @ 1,000 events/s", "value": pct(0.99), "unit": "s",
+         "goal": "informational", "notes": notes},
+    ]
+
+
+def memory(settings: Settings) -> list[dict[str, Any]]:
+    figures = []
+    for spec in load_all().values():
+        paths = flink_local.layout(spec, settings)
+        jm, tm = _rss_mb(paths.jobmanager_pid.path), _rss_mb(paths.taskmanager_pid.path)
+        figures.append({"figure": f"RSS {spec.name} JobManager + TaskManager",
+                        "value": round((jm or 0) + (tm or 0), 1), "unit": "MiB", "goal": "informational",
+                        "notes": f"JM {jm} MiB, TM {tm} MiB (TM includes the embedded Python); process sizes "
+                                 f"from the spec: JM {spec.resources.jobmanager_memory}, "
+                                 f"TM {spec.resources.taskmanager_memory}"})
+    return figures
+
+
+def run() -> list[dict[str, Any]]:
+    settings = load_settings()
+    started = supervisor.up(settings, ["postgres", "kafka"])
+    apply_migrations(settings)
+    ensure_topics(settings)
+    specs = load_all()
+    already = {n for n in JOBS if flink_local.job_state(specs[n], settings) == "RUNNING"}
+    figures: list[dict[str, Any]] = []
+    try:
+        for name in JOBS:
+            flink_local.deploy(specs[name], settings)
+        groups = {name: _group_of(specs[name].args) for name in JOBS}
+        figures += throughput(settings, groups)
+        figures += latency(settings)
+        figures += memory(settings)
+    finally:
+        for name in JOBS:
+            if name not in already:
+                flink_local.stop(specs[name], settings)
+        if started:
+            supervisor.down(settings, started)
+    return figures
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))

@@ -1,0 +1,1 @@
+"""Fraud detection logic (pyflink-free): per-customer state, rules, model scoring, combination."""

@@ -1,0 +1,1 @@
+"""PyFlink wiring of the three jobs; the logic they call lives in pyflink-free modules."""

@@ -1,0 +1,84 @@
+"""transaction_processor: every event from ``transactions.raw`` ends in bronze or in the DLQ.
+
+Kafka (raw bytes + topic/partition/offset metadata, offsets committed on checkpoint)
+  -> Python ProcessFunction: decode + validate against the generator's schema (flink_app.events)
+     -> valid:   bronze.raw_transactions (JDBC upsert on transaction_id, batched, flushed on checkpoint)
+     -> invalid: dlq.errors (side output; original bytes base64, reason, partition/offset)
+The Python function never raises on bad input, so a poison message cannot crash-loop the job.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from pyflink.common import Row, Types
+from pyflink.datastream import OutputTag, ProcessFunction
+
+from flink_app import config, events, sql
+from flink_app.jobs.common import environments, job_log, now_iso
+
+NAME = "transaction-processor"
+
+BRONZE_TYPE = Types.ROW_NAMED(
+    [c for c, _ in sql.BRONZE_TRANSACTIONS_COLUMNS],
+    [Types.STRING(), Types.STRING(), Types.STRING(), Types.INT(), Types.LONG(), Types.STRING(), Types.STRING()],
+)
+KV_TYPE = Types.ROW_NAMED(["k", "v"], [Types.STRING(), Types.STRING()])
+DLQ_TAG = OutputTag("dlq", KV_TYPE)
+
+
+class Validate(ProcessFunction):  # type: ignore[misc]
+    def __init__(self, schema_path: str, max_bytes: int) -> None:
+        self.schema_path = schema_path
+        self.max_bytes = max_bytes
+        self.validator = None
+
+    def open(self, runtime_context):  # type: ignore[no-untyped-def]
+        self.validator = events.load_validator(self.schema_path)
+
+    def process_element(self, row, ctx):  # type: ignore[no-untyped-def]
+        raw, topic, partition, offset = row[0], row[1], row[2], row[3]
+        raw = bytes(raw) if raw is not None else None
+        try:
+            result = events.parse_event(raw, self.validator, self.max_bytes)
+        except Exception as error:
+            result = events.Invalid("internal_error", f"{type(error).__name__}: {error}"[:500])
+        if isinstance(result, events.Transaction):
+            yield Row(result.transaction_id, json.dumps(result.payload, separators=(",", ":")),
+                      topic, partition, offset, result.event_time, now_iso())
+        else:
+            record = events.dlq_record(raw, result, topic=topic, partition=partition, offset=offset)
+            yield DLQ_TAG, Row(record["error_id"], json.dumps(record, separators=(",", ":")))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = config.base_parser(__doc__ or NAME)
+    parser.add_argument("--dlq-topic", default="dlq.errors")
+    parser.add_argument("--max-event-bytes", type=int, default=events.DEFAULT_MAX_EVENT_BYTES)
+    args = config.parse(parser, argv)
+    endpoints = config.Endpoints.from_env()
+    log = job_log(NAME)
+
+    env, t_env = environments()
+    kafka = sql.KafkaOptions(endpoints.kafka_bootstrap, args.kafka_delivery)
+    jdbc = sql.JdbcOptions(endpoints.jdbc_url, endpoints.jdbc_user, endpoints.jdbc_password,
+                           args.sink_batch_size, args.sink_batch_interval)
+    t_env.execute_sql(sql.raw_source_ddl("source_raw", kafka.source(args.source_topic, args.group_id)))
+    t_env.execute_sql(sql.jdbc_sink_ddl("bronze_raw_transactions", sql.BRONZE_TRANSACTIONS_COLUMNS,
+                                        ("transaction_id",), jdbc.sink("bronze.raw_transactions")))
+    t_env.execute_sql(sql.keyed_bytes_sink_ddl("dlq_sink", kafka.sink(args.dlq_topic, f"{args.group_id}-dlq")))
+
+    raw = t_env.to_data_stream(t_env.from_path("source_raw"))
+    validated = raw.process(Validate(str(events.schema_path()), args.max_event_bytes), output_type=BRONZE_TYPE) \
+        .name("validate").uid("validate")
+    statements = t_env.create_statement_set()
+    statements.add_insert("bronze_raw_transactions", t_env.from_data_stream(validated))
+    statements.add_insert("dlq_sink", t_env.from_data_stream(validated.get_side_output(DLQ_TAG)))
+    statements.attach_as_datastream()
+    log.info("submitting %s source=%s group=%s dlq=%s", NAME, args.source_topic, args.group_id, args.dlq_topic)
+    env.execute(args.job_name or NAME)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""The IsolationForest model: reproducible training (``train``) and the versioned artifact (``artifact``)."""

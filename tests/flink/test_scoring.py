@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.ensemble import IsolationForest
+
+from flink_app.detection import rules as r
+from flink_app.detection.scoring import (
+    FEATURES,
+    FlatForest,
+    FraudScorer,
+    ScoringConfig,
+    combine,
+    features,
+    normalise_model_score,
+)
+
+CFG = ScoringConfig()
+
+
+def test_combination_is_bounded_and_monotonic():
+    assert combine([], 0.0, CFG) == 0.0
+    everything = combine(list(r.RULE_NAMES), 1.0, CFG)
+    assert 0.99 < everything <= 1.0
+    one = combine([r.VELOCITY], 0.0, CFG)
+    assert combine([r.VELOCITY, r.HIGH_VALUE], 0.0, CFG) > one
+    assert combine([r.VELOCITY], 0.5, CFG) > one
+    assert combine([r.VELOCITY, r.VELOCITY], 0.0, CFG) == one  # a rule counts once
+
+
+def test_any_single_rule_alerts_but_the_model_alone_does_not():
+    for rule in r.RULE_NAMES:
+        assert combine([rule], 0.0, CFG) >= CFG.threshold, rule
+    assert combine([], 1.0, CFG) < CFG.threshold
+
+
+def test_model_score_normalisation_clips_to_unit_interval():
+    assert normalise_model_score(0.40, 0.45, 0.2) == 0.0
+    assert normalise_model_score(0.55, 0.45, 0.2) == pytest.approx(0.5)
+    assert normalise_model_score(0.90, 0.45, 0.2) == 1.0
+
+
+def test_flat_forest_matches_sklearn():
+    rng = np.random.default_rng(3)
+    x = np.vstack([rng.normal(size=(500, len(FEATURES))), rng.normal(6, 1, size=(5, len(FEATURES)))])
+    model = IsolationForest(n_estimators=40, max_samples=128, max_features=1.0, random_state=3).fit(x)
+    np.testing.assert_allclose(FlatForest(model).anomaly(x[:60]), -model.score_samples(x[:60]), rtol=1e-9)
+    np.testing.assert_allclose(FlatForest(model).anomaly(x[-5:]), -model.score_samples(x[-5:]), rtol=1e-9)
+
+
+def test_features_have_the_declared_length(txn):
+    assert len(features(r.CustomerState(), txn(0))) == len(FEATURES)
+
+
+def test_velocity_burst_alerts_every_transaction_of_the_burst(txn):
+    scorer = FraudScorer(None)
+    state = r.CustomerState()
+    alerts = []
+    for i in range(6):
+        alerts += scorer.process(state, txn(i, seconds=i * 8))
+    ids = sorted(a.transaction_id for a in alerts)
+    assert ids == [f"t-{i}" for i in range(6)]
+    assert all(r.VELOCITY in a.rules_fired for a in alerts)
+    assert sum(a.retroactive for a in alerts) == 4  # t-0..t-3 alerted when t-4 completed the burst
+    assert all(0.0 <= a.fraud_score <= 1.0 for a in alerts)
+
+
+def test_ordinary_stream_raises_no_alert(txn):
+    scorer = FraudScorer(None)
+    state = r.CustomerState()
+    alerts = []
+    for i in range(30):
+        alerts += scorer.process(state, txn(i, seconds=i * 7200, amount=20.0 + i % 5))
+    assert alerts == []

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from flink_app import sql
+
+
+def test_jdbc_sink_is_an_upsert_table_with_string_casting():
+    jdbc = sql.JdbcOptions("jdbc:postgresql://h:1/db", "u", "p", batch_rows=500, batch_interval="2s")
+    ddl = sql.jdbc_sink_ddl("t", sql.BRONZE_TRANSACTIONS_COLUMNS, ("transaction_id",), jdbc.sink("bronze.x"))
+    assert "PRIMARY KEY (`transaction_id`) NOT ENFORCED" in ddl
+    assert "'url' = 'jdbc:postgresql://h:1/db?stringtype=unspecified'" in ddl
+    assert "'sink.buffer-flush.max-rows' = '500'" in ddl and "'sink.buffer-flush.interval' = '2s'" in ddl
+
+
+def test_string_casting_is_added_once():
+    assert sql.jdbc_url_for_strings("jdbc:postgresql://h/db?ssl=true") == "jdbc:postgresql://h/db?ssl=true&stringtype=unspecified"
+    url = "jdbc:postgresql://h/db?stringtype=unspecified"
+    assert sql.jdbc_url_for_strings(url) == url
+
+
+def test_kafka_source_commits_offsets_per_group_and_reads_committed():
+    options = sql.KafkaOptions("k:9092").source("transactions.raw", "g1")
+    assert options["properties.group.id"] == "g1" and options["scan.startup.mode"] == "group-offsets"
+    assert options["properties.isolation.level"] == "read_committed" and options["format"] == "raw"
+
+
+def test_kafka_sink_delivery_guarantees():
+    exactly = sql.KafkaOptions("k:9092").sink("dlq.errors", "g1-dlq")
+    assert exactly["sink.delivery-guarantee"] == "exactly-once" and exactly["sink.transactional-id-prefix"] == "g1-dlq"
+    assert int(exactly["properties.transaction.timeout.ms"]) <= 900_000
+    assert sql.KafkaOptions("k", "at-least-once").sink("t", "p")["sink.delivery-guarantee"] == "at-least-once"
+
+
+def test_text_array_literal_quotes_elements():
+    assert sql.pg_text_array(["velocity_burst", 'a "b"']) == '{"velocity_burst","a \\"b\\""}'
+    assert sql.pg_text_array([]) == "{}"
+
+
+def test_quotes_in_options_are_escaped():
+    assert sql.with_clause({"password": "it's"}) == "WITH (\n  'password' = 'it''s'\n)"
