@@ -34,7 +34,8 @@ def main() -> None:
         dags[dag_id] = {
             "fileloc": Path(dag.fileloc).name,
             "tags": sorted(dag.tags),
-            "schedule": str(getattr(dag.timetable, "description", "") or dag.timetable) + " " + str(getattr(dag.timetable, "_expression", "")),
+            "schedule": " ".join(
+                str(getattr(dag.timetable, attr, "")) for attr in ("description", "_expression")),
             "tasks": {
                 t.task_id: {
                     "type": type(t).__name__,

@@ -16,8 +16,8 @@ def _interpolated(node: ast.expr) -> bool:
     if isinstance(node, ast.JoinedStr):
         return any(isinstance(v, ast.FormattedValue) for v in node.values)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod | ast.Add):
-        return isinstance(node.left, ast.Constant | ast.JoinedStr) and isinstance(
-            getattr(node.left, "value", ""), str) or isinstance(node.left, ast.JoinedStr)
+        literal = isinstance(node.left, ast.Constant) and isinstance(node.left.value, str)
+        return literal or isinstance(node.left, ast.JoinedStr)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
         return isinstance(node.func.value, ast.Constant) and isinstance(node.func.value.value, str)
     return False
