@@ -1,0 +1,193 @@
+"""Live facts the lineage portal puts on the graph: rows and freshness per table, messages per Kafka
+topic (the DLQ among them), Flink job states, and the dbt_quality history.
+
+Every probe is defensive: the portal is a status page, so a service that is down shows as
+``unknown`` with the reason instead of failing the page. Nothing here imports Airflow (the Airflow
+task states are read by the plugin itself, inside the api-server).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from streamflow.logs import get_log
+from streamflow.settings import Runtime, Settings
+
+log = get_log("streamflow.portal_status")
+
+T = TypeVar("T")
+
+# Columns that say when a row arrived, best first (bronze: ingest time; marts: event time).
+FRESHNESS_COLUMNS = ("ingested_at", "detected_at", "updated_at", "loaded_at", "event_time", "window_end",
+                     "transaction_time", "hour", "day", "date")
+UNKNOWN = "unknown"
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    return str(value)
+
+
+def table_stats(settings: Settings, relations: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """``{"schema.table": {"rows", "freshest", "freshness_column", "age_s"}}`` for existing tables.
+
+    Row counts come from ``streamflow.pipeline.row_counts`` (the numbers the pipeline summary prints);
+    relations it does not list are counted here the same way, so a new model needs no code change.
+    Freshness is max() of the first timestamp column in FRESHNESS_COLUMNS the table has.
+    """
+    import psycopg
+    from psycopg import sql
+
+    from streamflow.pipeline import row_counts
+
+    wanted = sorted({r for r in relations if r and "." in r})
+    stats: dict[str, dict[str, Any]] = {}
+    known = {f"{schema}.{table}": count for schema, tables in row_counts(settings).items()
+             for table, count in tables.items()}
+    with psycopg.connect(settings.warehouse_dsn, connect_timeout=5) as conn:
+        conn.execute("SET statement_timeout = '5s'")
+        for relation in wanted:
+            schema, table = relation.split(".", 1)
+            exists = conn.execute("SELECT to_regclass(%s)", (relation,)).fetchone()
+            if not exists or exists[0] is None:
+                continue  # not built yet: the node shows no count rather than an error
+            cols = conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+                "AND data_type IN ('timestamp with time zone', 'timestamp without time zone', 'date')",
+                (schema, table),
+            ).fetchall()
+            ident = sql.Identifier(schema, table)
+            rows = known.get(relation)
+            if rows is None:
+                row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(ident)).fetchone()
+                rows = int(row[0]) if row else 0
+            entry: dict[str, Any] = {"rows": rows, "freshest": None, "freshness_column": None, "age_s": None}
+            names = {c[0] for c in cols}
+            column = next((c for c in FRESHNESS_COLUMNS if c in names), None) or (sorted(names)[0] if names else None)
+            if column:
+                row = conn.execute(
+                    sql.SQL("SELECT max({c}), extract(epoch FROM now() - max({c})::timestamptz) FROM {t}").format(
+                        c=sql.Identifier(column), t=ident)
+                ).fetchone()
+                if row:
+                    entry.update(freshest=_iso(row[0]), freshness_column=column,
+                                 age_s=round(float(row[1]), 1) if row[1] is not None else None)
+            stats[relation] = entry
+    return stats
+
+
+def topic_messages(settings: Settings, topics: Iterable[str]) -> dict[str, int | None]:
+    """Messages held per topic (sum of high - low watermarks), None where Kafka could not say."""
+    from streamflow.pipeline import topic_message_count
+
+    result: dict[str, int | None] = {}
+    for topic in topics:
+        try:
+            result[topic] = topic_message_count(settings, topic)
+        except Exception as error:  # unknown topic, broker down: the page shows "unknown"
+            log.warning("topic count failed", topic=topic, error=str(error))
+            result[topic] = None
+    return result
+
+
+def flink_job_state(settings: Settings, job: str) -> str:
+    """RUNNING / FAILED / NOT_DEPLOYED / ... for one job in the configured runtime, else ``unknown``."""
+    try:
+        from streamflow.flink_spec import load_spec
+        from streamflow.runtime import flink_spec_path
+
+        spec = load_spec(flink_spec_path(job))
+        if settings.runtime is Runtime.KUBERNETES:
+            return _kubernetes_job_state(settings, spec.name)
+        from streamflow.runtime import flink_local
+
+        return str(flink_local.job_state(spec, settings))
+    except Exception as error:  # the local runtime module or the spec may be missing mid-change
+        log.warning("flink state unknown", job=job, error=str(error))
+        return UNKNOWN
+
+
+def _kubernetes_job_state(settings: Settings, name: str) -> str:
+    """``status.jobStatus.state`` of the FlinkDeployment (the operator's view, not the JM deployment)."""
+    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+    hook = KubernetesHook(in_cluster=settings.k8s_in_cluster, config_file=settings.k8s_config_file or None)
+    resource = hook.custom_object_client.get_namespaced_custom_object(
+        group="flink.apache.org", version="v1beta1", namespace=settings.k8s_namespace_processing,
+        plural="flinkdeployments", name=name,
+    )
+    status = resource.get("status") or {}
+    return str((status.get("jobStatus") or {}).get("state") or status.get("lifecycleState") or UNKNOWN)
+
+
+def quality_history(settings: Settings, runs: int = 30) -> dict[str, Any]:
+    """dbt_quality results of the last ``runs`` DAG runs: per-run status counts, latest failures and
+    each check's latest status. Empty lists when the table is missing (migrations not applied)."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    out: dict[str, Any] = {"runs": [], "failures": [], "tests": []}
+    with psycopg.connect(settings.warehouse_dsn, connect_timeout=5, row_factory=dict_row) as conn:
+        exists = conn.execute("SELECT to_regclass('quality.dbt_test_results') AS t").fetchone()
+        if not exists or exists["t"] is None:
+            return out
+        per_run = conn.execute(
+            """
+            WITH recent AS (
+                SELECT dag_run_id, min(run_at) AS run_at FROM quality.dbt_test_results
+                GROUP BY dag_run_id ORDER BY min(run_at) DESC LIMIT %s)
+            SELECT r.dag_run_id, r.run_at,
+                   count(*) FILTER (WHERE t.status = 'pass') AS pass,
+                   count(*) FILTER (WHERE t.status = 'warn') AS warn,
+                   count(*) FILTER (WHERE t.status = 'fail') AS fail,
+                   count(*) FILTER (WHERE t.status IN ('error', 'runtime error')) AS error,
+                   count(*) FILTER (WHERE t.status NOT IN ('pass', 'warn', 'fail', 'error', 'runtime error'))
+                       AS other
+            FROM recent r JOIN quality.dbt_test_results t USING (dag_run_id)
+            GROUP BY r.dag_run_id, r.run_at ORDER BY r.run_at
+            """,
+            (runs,),
+        ).fetchall()
+        out["runs"] = [{**row, "run_at": _iso(row["run_at"])} for row in per_run]
+        failures = conn.execute(
+            "SELECT dag_run_id, test_group, unique_id, test_name, status, failures, message, run_at "
+            "FROM quality.dbt_test_results WHERE status IN ('fail', 'error', 'runtime error', 'warn') "
+            "ORDER BY run_at DESC LIMIT 50"
+        ).fetchall()
+        out["failures"] = [{**row, "run_at": _iso(row["run_at"])} for row in failures]
+        latest = conn.execute(
+            "SELECT DISTINCT ON (unique_id) unique_id, test_name, test_group, status, failures, run_at "
+            "FROM quality.dbt_test_results ORDER BY unique_id, run_at DESC"
+        ).fetchall()
+        out["tests"] = [{**row, "run_at": _iso(row["run_at"])} for row in latest]
+    return out
+
+
+def gather(probes: dict[str, Callable[[], T]], timeout_s: float = 20.0) -> tuple[dict[str, T], dict[str, str]]:
+    """Run independent probes in parallel, each bounded by ``timeout_s``; return (results, errors).
+
+    The page must answer even when Kafka or Postgres hangs: a probe that times out or raises is
+    reported in ``errors`` and its key is left out of the results.
+    """
+    results: dict[str, T] = {}
+    errors: dict[str, str] = {}
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(probes)), thread_name_prefix="portal")
+    try:
+        futures = {name: pool.submit(fn) for name, fn in probes.items()}
+        done, _ = concurrent.futures.wait(futures.values(), timeout=timeout_s)
+        for name, future in futures.items():
+            if future not in done:
+                errors[name] = f"timed out after {timeout_s:.0f} s"
+            elif (exc := future.exception()) is not None:
+                errors[name] = f"{type(exc).__name__}: {exc}"
+            else:
+                results[name] = future.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return results, errors
