@@ -89,4 +89,7 @@ for name in kafka flink; do
     || die "Maven could not resolve ${POMS[$name]}: check the versions in that pom."
   stamp "jars-$name" "$h"
 done
+# --- test tooling: kustomize + operator CRD schemas (tests/unit/k8s), portal JS bundle + chromium --
+bash "$ROOT/scripts/setup_k8s_tools.sh" || die "installing kustomize/CRDs for tests/unit/k8s failed: see the [k8s-tools] lines above."
+bash "$ROOT/scripts/setup_portal.sh" || die "installing the lineage portal's JS bundle / chromium failed: see above."
 log "environment ready ($STATE)"

@@ -68,7 +68,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "KAFKA_BOOTSTRAP_SERVERS": "settings.kafka_bootstrap",
     "WAREHOUSE_JDBC_URL": "settings.warehouse_jdbc_url",
     "WAREHOUSE_USER": "settings.postgres_user (a Secret on Kubernetes)",
-    "WAREHOUSE_PASSWORD": "settings.resolved_postgres_password (a Secret on Kubernetes)",
+    "WAREHOUSE_PASSWORD": "settings.resolved_postgres_password (a Secret on Kubernetes)",  # pragma: allowlist secret
     "PYTHONPATH": "the repo root (the image has flink_app under /opt/flink/usrlib)",
     "STREAMFLOW_EVENT_SCHEMA": "generator/schema/transaction.v1.schema.json in the repo",
 }

@@ -36,4 +36,4 @@ def test_text_array_literal_quotes_elements():
 
 
 def test_quotes_in_options_are_escaped():
-    assert sql.with_clause({"password": "it's"}) == "WITH (\n  'password' = 'it''s'\n)"
+    assert sql.with_clause({"password": "it's"}) == "WITH (\n  'password' = 'it''s'\n)"  # pragma: allowlist secret

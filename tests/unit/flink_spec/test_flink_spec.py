@@ -19,7 +19,7 @@ JOBS = ("transaction-processor", "fraud-detector", "realtime-aggregator")
 
 @pytest.fixture()
 def settings(tmp_path: Path):
-    return load_settings(state_dir=tmp_path / "state", postgres_password="pw-from-settings",
+    return load_settings(state_dir=tmp_path / "state", postgres_password="pw-from-settings",  # pragma: allowlist secret
                          kafka_bootstrap_servers="127.0.0.1:59999")
 
 
@@ -111,7 +111,7 @@ def test_env_overrides_resolve_endpoints_and_secrets_from_settings(settings):
     env = flink_local.local_job_env(spec, settings)
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:59999"
     assert env["WAREHOUSE_JDBC_URL"] == settings.warehouse_jdbc_url
-    assert env["WAREHOUSE_PASSWORD"] == "pw-from-settings"
+    assert env["WAREHOUSE_PASSWORD"] == "pw-from-settings"  # pragma: allowlist secret
     assert env["PYTHONPATH"] == str(settings.repo_root)
 
 
