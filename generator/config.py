@@ -49,6 +49,7 @@ class GeneratorConfig:
     ledger: Path | None = None
     output: str | None = None
     start_time: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+    backfill: bool = False
     currency: str = "EUR"
     log_interval_seconds: float = 5.0
     flush_timeout_seconds: float = 30.0
@@ -96,6 +97,9 @@ _OPTIONS: tuple[_Option, ...] = (
     _Option("dry_run", "--dry-run", "GENERATOR_DRY_RUN", "same as --output - (no Kafka)"),
     _Option("start_time", "--start-time", "GENERATOR_START_TIME",
             "event time of the stream start, ISO-8601 (default: now, UTC)"),
+    _Option("backfill", "--backfill", "GENERATOR_BACKFILL",
+            "with --total-events: start event time early enough that the stream ends about now "
+            "(bounded demo runs land in the past, not days in the future)"),
     _Option("currency", "--currency", "GENERATOR_CURRENCY", "ISO 4217 currency code (default EUR)"),
     _Option("log_interval_seconds", "--log-interval-seconds", "GENERATOR_LOG_INTERVAL_SECONDS",
             "seconds between progress log lines (default 5)"),
@@ -112,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Every flag has a GENERATOR_* env var; the flag wins.",
     )
     for option in _OPTIONS:
-        if option.dest == "dry_run":
+        if option.dest in ("dry_run", "backfill"):
             parser.add_argument(option.flag, dest=option.dest, action="store_const", const="true", default=None,
                                 help=f"{option.help} [{option.env}]")
         else:
@@ -175,7 +179,7 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
 
     def get(dest: str, convert: Callable[[str], T], expected: str) -> T | None:
         text = _raw(dest, args, env)
-        if text is None or (text.strip() == "" and dest != "dry_run"):
+        if text is None or (text.strip() == "" and dest not in ("dry_run", "backfill")):
             return None
         return _convert(dest, text, convert, expected)
 
@@ -236,6 +240,12 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     if start is None:
         start = (now or (lambda: datetime.now(UTC)))()
     values["start_time"] = start.replace(microsecond=start.microsecond // 1000 * 1000)
+    backfill = get("backfill", _parse_bool, "true/false/1/0")
+    if backfill:
+        _check("backfill", total is not None, "needs --total-events (the span is computed from the event count)")
+        _check("backfill", get("start_time", _parse_time, "an ISO-8601 time") is None,
+               "cannot be combined with --start-time")
+        values["backfill"] = True
     currency = get("currency", str, "an ISO 4217 code")
     if currency is not None:
         _check("currency", bool(_CURRENCY_RE.match(currency)), f"must be a 3-letter ISO 4217 code, got {currency!r}")

@@ -78,6 +78,11 @@ class TransactionStream:
         self.fraud_generated = 0
         self.episodes = 0
 
+    @property
+    def expected_events_per_event_second(self) -> float:
+        """Messages per second of event time (legit traffic plus the injected fraud share)."""
+        return self._schedule.events_per_second / max(1e-9, 1.0 - self._fraud_rate)
+
     @staticmethod
     def effective_batch_size(batch_size: int, customers: int, fraud_rate: float) -> int:
         """Smaller batches when the episodes a batch needs would exceed half its customers.

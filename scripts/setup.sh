@@ -91,5 +91,7 @@ for name in kafka flink; do
 done
 # --- test tooling: kustomize + operator CRD schemas (tests/unit/k8s), portal JS bundle + chromium --
 bash "$ROOT/scripts/setup_k8s_tools.sh" || die "installing kustomize/CRDs for tests/unit/k8s failed: see the [k8s-tools] lines above."
+bash "$ROOT/scripts/build_k8s_binaries.sh" >/dev/null \
+  || die "building etcd/kube-apiserver/kubectl from the Go module proxy failed: see above (docs/adr/0005-kube-apiserver-in-tests.md)"
 bash "$ROOT/scripts/setup_portal.sh" || die "installing the lineage portal's JS bundle / chromium failed: see above."
 log "environment ready ($STATE)"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import InvocationMode, LoadMode, TestBehavior
+from cosmos.constants import InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
 
 from streamflow.settings import Settings
 
@@ -39,9 +39,12 @@ def profile_config(settings: Settings) -> ProfileConfig:
 
 
 def execution_config(settings: Settings) -> ExecutionConfig:
+    # BUILDABLE: a test that spans several models (e.g. silver vs gold reconciliation) runs with the
+    # last of them, never with a parent whose sibling has not been built yet.
     return ExecutionConfig(
         dbt_executable_path=str(settings.dbt_executable),
         invocation_mode=InvocationMode.SUBPROCESS,
+        test_indirect_selection=TestIndirectSelection.BUILDABLE,
     )
 
 

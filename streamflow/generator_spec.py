@@ -47,7 +47,7 @@ def load_generator_spec(path: Path = POD_TEMPLATE) -> GeneratorSpec:
 def bounded_run_args(settings: Settings) -> list[str]:
     """Arguments the DAG adds for a bounded run (identical in both runtimes)."""
     return ["--total-events", str(settings.generator_events), "--seed", str(settings.generator_seed),
-            "--events-per-second", str(settings.generator_events_per_second)]
+            "--events-per-second", str(settings.generator_events_per_second), "--backfill"]
 
 
 def local_argv(spec: GeneratorSpec, settings: Settings) -> tuple[list[str], dict[str, str]]:

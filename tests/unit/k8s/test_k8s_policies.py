@@ -201,7 +201,7 @@ def test_rbac_is_namespaced_and_least_privilege(rendered: list[Doc]) -> None:
              for g in rule["apiGroups"] for r in rule["resources"]}
     assert rules == {
         ("flink.apache.org", "flinkdeployments"): {"get", "list", "watch", "create", "patch"},
-        ("", "pods"): {"create", "get", "list", "watch", "delete"},
+        ("", "pods"): {"create", "get", "list", "watch", "patch", "delete"},
         ("", "pods/log"): {"get"},
         ("", "events"): {"list"},
         ("", "namespaces"): {"get"},

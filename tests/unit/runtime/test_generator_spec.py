@@ -19,7 +19,7 @@ def test_local_process_uses_the_pod_templates_command_args_and_env(tmp_path: Pat
     assert argv[0] == str(settings.venv_python("generator"))
     assert argv[1:3] == container["command"][1:]
     assert argv[3:3 + len(container["args"])] == container["args"]
-    assert argv[-6:] == ["--total-events", "1234", "--seed", "42", "--events-per-second", "0"]
+    assert argv[-7:] == ["--total-events", "1234", "--seed", "42", "--events-per-second", "0", "--backfill"]
     for item in container["env"]:
         if item["name"] != "GENERATOR_BOOTSTRAP_SERVERS":
             assert env[item["name"]] == item["value"]
