@@ -10,10 +10,10 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from datetime import timedelta
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import FrameType
 from typing import Any, TextIO
 
@@ -128,11 +128,11 @@ def run(config: GeneratorConfig, *, log: JsonLog | None = None, stdout: TextIO |
     if config.backfill and config.total_events:
         # Start early enough that the bounded stream's event time ends about now (same seed -> same ids).
         span_s = config.total_events / stream.expected_events_per_event_second
-        start = config.start_time - timedelta(seconds=span_s)
-        log.info("backfill", start_time=start.isoformat(), span_days=round(span_s / 86400, 2))
+        backfill_start = config.start_time - timedelta(seconds=span_s)
+        log.info("backfill", start_time=backfill_start.isoformat(), span_days=round(span_s / 86400, 2))
         stream = TransactionStream(seed=config.seed, customers=config.customers, stores=config.stores,
                                    fraud_rate=config.fraud_rate, malformed_rate=config.malformed_rate,
-                                   start_time=start)
+                                   start_time=backfill_start)
     encoder = Encoder(stream.world, config.seed, config.currency)
     ledger = Ledger(config.ledger) if config.ledger else None
     sink = sink or make_sink(config, ledger, stdout, log)

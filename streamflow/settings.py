@@ -138,6 +138,22 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @model_validator(mode="after")
+    def _kubernetes_needs_endpoints(self) -> Settings:
+        """On Kubernetes nothing is generated locally: the connections must come from the deployment."""
+        if self.runtime is not Runtime.KUBERNETES:
+            return self
+        missing = [f"{ENV_PREFIX}{name}" for name, value in (
+            ("KAFKA_BOOTSTRAP_SERVERS", self.kafka_bootstrap_servers),
+            ("POSTGRES_PASSWORD", self.postgres_password),
+        ) if not value]
+        if missing:
+            raise ValueError(
+                f"{' and '.join(missing)} must be set when {ENV_PREFIX}RUNTIME=kubernetes (the warehouse "
+                "connection and the Kafka bootstrap address come from the deployment: see k8s/helm/airflow-values.yaml)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _distinct_ports(self) -> Settings:
         ports = {
             "POSTGRES_PORT": self.postgres_port,

@@ -1,13 +1,18 @@
 """The whole pipeline through Airflow on the real local stack (local runtime).
 
 Triggers bootstrap_pipeline through Airflow's REST API, waits for success, and checks what a user
-would: gold tables populated, one Airflow task per dbt model, dbt_quality green. Then re-triggers it
-twice: every run succeeds and no row is duplicated (idempotence end to end).
+would: gold tables populated, one Airflow task per dbt model, dbt_quality green. Then re-runs it
+three times - once with the Airflow scheduler SIGKILLed mid-run and restarted - and every run succeeds
+without duplicating a row (idempotence end to end).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -16,6 +21,7 @@ import pytest
 from streamflow.airflow_client import AirflowClient, follow_run
 from streamflow.pipeline import row_counts
 from streamflow.settings import Settings
+from streamflow.stack import supervisor
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +39,7 @@ def first_run(client: AirflowClient, airflow_stack: Settings) -> dict[str, Any]:
     run_id = client.trigger("bootstrap_pipeline")
     state = follow_run(client, "bootstrap_pipeline", run_id, timeout_s=1500)
     return {"run_id": run_id, "state": state, "seconds": time.monotonic() - began,
-            "tasks": client.task_instances("bootstrap_pipeline", run_id)}
+            "tasks": client.task_instances("bootstrap_pipeline", run_id), "counts": row_counts(airflow_stack)}
 
 
 def _duplicates(settings: Settings) -> dict[str, int]:
@@ -81,9 +87,39 @@ def test_dbt_quality_runs_green(first_run: dict[str, Any], client: AirflowClient
     assert rows is not None and rows[0] >= 25 and rows[1] == 0
 
 
-def test_retriggering_twice_succeeds_without_duplicates(first_run: dict[str, Any], client: AirflowClient,
-                                                        airflow_stack: Settings) -> None:
-    before = row_counts(airflow_stack)
+def test_scheduler_killed_mid_run_the_run_completes(first_run: dict[str, Any], client: AirflowClient,
+                                                    airflow_stack: Settings, output_dir: Path) -> None:
+    """Re-run 1 of 3: SIGKILL the scheduler while a task runs, start it again; the run still succeeds."""
+    run_id = client.trigger("bootstrap_pipeline")
+    deadline = time.monotonic() + 300
+    running: list[str] = []
+    while time.monotonic() < deadline and not running:
+        running = [t["task_id"] for t in client.task_instances("bootstrap_pipeline", run_id)
+                   if t.get("state") == "running"]
+        time.sleep(1)
+    assert running, "no task of the run started within 300 s"
+    scheduler = supervisor.select(airflow_stack, ["airflow-scheduler"], with_deps=False)[0]
+    pid = scheduler.pid_file.alive_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    time.sleep(5)
+    supervisor.up(airflow_stack, ["airflow-scheduler"])
+    back_at = time.monotonic()
+    state = follow_run(client, "bootstrap_pipeline", run_id, timeout_s=1200)
+    finished_at = time.monotonic()
+    figure = {"fault": "airflow scheduler SIGKILL during bootstrap_pipeline", "running_tasks": running,
+              "downtime_s": round(back_at - killed_at, 1),
+              "run_finished_after_restart_s": round(finished_at - back_at, 1),
+              "final_state": state}
+    (output_dir / "reliability-scheduler.json").write_text(json.dumps(figure, indent=2) + "\n")
+    assert state == "success", figure
+
+
+def test_rerunning_never_duplicates(first_run: dict[str, Any], client: AirflowClient,
+                                   airflow_stack: Settings) -> None:
+    """Re-runs 2 and 3; after all three re-runs nothing grew and nothing is duplicated."""
+    before = first_run["counts"]
     for _ in range(2):
         run_id = client.trigger("bootstrap_pipeline")
         assert follow_run(client, "bootstrap_pipeline", run_id, timeout_s=1200) == "success"

@@ -81,6 +81,8 @@ def kubernetes_env(kube_api: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> P
     monkeypatch.setenv("STREAMFLOW_RUNTIME", "kubernetes")
     monkeypatch.setenv("STREAMFLOW_K8S_CONFIG_FILE", str(kube_api.kubeconfig))
     monkeypatch.setenv("STREAMFLOW_K8S_IN_CLUSTER", "false")
+    monkeypatch.setenv("STREAMFLOW_KAFKA_BOOTSTRAP_SERVERS", "kafka.invalid:9092")
+    monkeypatch.setenv("STREAMFLOW_POSTGRES_PASSWORD", "from-a-secret")  # pragma: allowlist secret
     return kube_api.kubeconfig
 
 

@@ -35,7 +35,7 @@ def main() -> None:
             "fileloc": Path(dag.fileloc).name,
             "tags": sorted(dag.tags),
             "schedule": " ".join(
-                str(getattr(dag.timetable, attr, "")) for attr in ("description", "_expression")),
+                str(getattr(dag.timetable, attr, "")) for attr in ("description", "_expression", "expression")),
             "tasks": {
                 t.task_id: {
                     "type": type(t).__name__,

@@ -312,6 +312,9 @@ def test_airflow_env_points_at_the_rendered_kafka_and_postgres(rendered: list[Do
     assert env["STREAMFLOW_POSTGRES_USER"] == cluster["spec"]["bootstrap"]["initdb"]["owner"]
     assert env["STREAMFLOW_K8S_NAMESPACE_PROCESSING"] == "streamflow-processing"
     assert env["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] == "False"
+    # settings refuse the kubernetes runtime without a password: it must come from a Secret
+    secrets = {e["envName"]: e for e in AIRFLOW_VALUES["secret"]}
+    assert secrets["STREAMFLOW_POSTGRES_PASSWORD"]["secretName"] == "warehouse-credentials"  # pragma: allowlist secret
 
 
 def test_airflow_env_is_accepted_by_the_platform_settings() -> None:

@@ -48,6 +48,17 @@ def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, var: str,
     assert repr(value) in str(info.value) or value in str(info.value)
 
 
+@pytest.mark.parametrize("unset", ["STREAMFLOW_KAFKA_BOOTSTRAP_SERVERS", "STREAMFLOW_POSTGRES_PASSWORD"])
+def test_kubernetes_runtime_without_connection_names_the_setting(monkeypatch: pytest.MonkeyPatch, unset: str) -> None:
+    monkeypatch.setenv("STREAMFLOW_RUNTIME", "kubernetes")
+    monkeypatch.setenv("STREAMFLOW_KAFKA_BOOTSTRAP_SERVERS", "kafka.example:9092")
+    monkeypatch.setenv("STREAMFLOW_POSTGRES_PASSWORD", "from-a-secret")  # pragma: allowlist secret
+    monkeypatch.delenv(unset)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert unset in str(info.value)
+
+
 def test_port_clash_names_both_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMFLOW_KAFKA_PORT", "55432")
     with pytest.raises(SettingsError) as info:
@@ -58,6 +69,8 @@ def test_port_clash_names_both_settings(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_env_overrides_are_typed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMFLOW_RUNTIME", "kubernetes")
+    monkeypatch.setenv("STREAMFLOW_KAFKA_BOOTSTRAP_SERVERS", "kafka.example:9092")
+    monkeypatch.setenv("STREAMFLOW_POSTGRES_PASSWORD", "from-a-secret")  # pragma: allowlist secret
     monkeypatch.setenv("STREAMFLOW_TOPIC_PARTITIONS", "6")
     s = load_settings()
     assert s.runtime is Runtime.KUBERNETES
