@@ -106,7 +106,9 @@ def implied_speed_kmh(state: CustomerState, txn: Transaction) -> tuple[float, fl
     if state.last_ts is None or state.last_lat is None or state.last_lon is None:
         return 0.0, 0.0
     km = haversine_km(state.last_lat, state.last_lon, txn.lat, txn.lon)
-    hours = max(txn.event_ts - state.last_ts, 1.0) / 3600.0
+    # |dt|: a late (out-of-order) event is as far in time from the last one as an early one; without
+    # abs() every replayed or late event would look like a jump at infinite speed.
+    hours = max(abs(txn.event_ts - state.last_ts), 1.0) / 3600.0
     return km, km / hours
 
 

@@ -63,6 +63,15 @@ def test_travel_at_plane_speed_or_nearby_is_fine(txn):
     assert r.IMPOSSIBLE_TRAVEL not in fired(state, txn(2, seconds=1, lat=48.16, lon=11.6))
 
 
+def test_late_events_are_judged_by_the_time_between_them(txn):
+    state = r.CustomerState()
+    feed(state, [txn(0, seconds=3 * 86400, lat=48.137, lon=11.575)])  # Munich, day 3
+    # a replayed/late event from day 0 in Paris: 3 days apart, not a jump at infinite speed
+    assert r.IMPOSSIBLE_TRAVEL not in fired(state, txn(1, seconds=0, lat=48.857, lon=2.352))
+    # late by 30 min but 685 km away: still impossible travel
+    assert r.IMPOSSIBLE_TRAVEL in fired(state, txn(2, seconds=3 * 86400 - 1800, lat=48.857, lon=2.352))
+
+
 def test_high_value_above_mean_plus_six_std(txn):
     state = r.CustomerState()
     feed(state, history(txn))

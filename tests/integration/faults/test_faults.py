@@ -131,15 +131,15 @@ class Probe(threading.Thread):
         super().__init__(daemon=True)
         self.dsn, self.prefix = dsn, prefix
         self.samples: list[tuple[float, int]] = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.samples.append((time.monotonic(), _bronze_count(self.dsn, self.prefix)))
-            self._stop.wait(0.5)
+            self._halt.wait(0.5)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(5)
 
     def resumed_after(self, back_at: float) -> float | None:
@@ -168,12 +168,15 @@ def _dlq_records(settings: Settings, wanted: set[tuple[int, int]]) -> Counter[tu
         topic = settings.topic_dlq
         parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+        # The DLQ sink is transactional (exactly-once): records become visible when the checkpoint that
+        # covers them completes, so keep reading until every wanted source is seen (or time is up).
         deadline = time.monotonic() + 120
-        idle = 0  # transaction markers keep the last offsets unreadable: stop after 5 s without records
-        while time.monotonic() < deadline and idle < 5:
+        seen: set[tuple[int, int]] = set()
+        idle = 0  # once all are seen, read on until 3 s pass without records (duplicates would follow)
+        while time.monotonic() < deadline and idle < 3:
             message = consumer.poll(1.0)
             if message is None or message.error():
-                idle += 1
+                idle += 1 if wanted <= seen else 0
                 continue
             idle = 0
             record = json.loads(message.value() or b"{}")
@@ -181,6 +184,7 @@ def _dlq_records(settings: Settings, wanted: set[tuple[int, int]]) -> Counter[tu
                 continue
             source = (int(record["source_partition"]), int(record["source_offset"]))
             if source in wanted:
+                seen.add(source)
                 found[(*source, str(record["reason"]))] += 1
     finally:
         consumer.close()
