@@ -85,7 +85,7 @@ for name in kafka flink; do
   if fresh "jars-$name" "$h" && [[ -d "$out" ]]; then continue; fi
   log "resolving $name jars with Maven from ${POMS[$name]}"
   rm -rf "$out"
-  mvn -q -B -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$out" \
+  mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$out" \
     || die "Maven could not resolve ${POMS[$name]}: check the versions in that pom."
   stamp "jars-$name" "$h"
 done

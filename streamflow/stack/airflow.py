@@ -64,6 +64,9 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+            # A task whose process died with the scheduler is noticed after this long and retried
+            # (default 300 s; tasks heartbeat every few seconds, so 90 s is safe on a busy 2-core host).
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "90",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(settings.logs_dir / "airflow-tasks"),
             "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
             "DO_NOT_TRACK": "1",

@@ -76,6 +76,7 @@ def spawn(
     user: str | None = None,
 ) -> int:
     """Start ``argv`` detached in its own session, output appended to ``log_file``; return its pid."""
+    reap_orphans(name, pid_file)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as out:
         out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}: {' '.join(argv)}\n".encode())
@@ -126,8 +127,9 @@ def stop(name: str, pid_file: PidFile, *, timeout_s: float = 30.0) -> bool:
     """SIGTERM the process group, wait, then SIGKILL; return True if something was running."""
     pid = pid_file.alive_pid()
     if pid is None:
+        reaped = reap_orphans(name, pid_file)
         pid_file.remove()
-        return False
+        return reaped
     _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and _group_alive(pid):
@@ -137,6 +139,32 @@ def stop(name: str, pid_file: PidFile, *, timeout_s: float = 30.0) -> bool:
         _signal_group(pid, signal.SIGKILL)
         time.sleep(0.3)
     pid_file.remove()
+    return True
+
+
+def reap_orphans(name: str, pid_file: PidFile, *, timeout_s: float = 10.0) -> bool:
+    """Stop what is left of a service whose main process died (SIGKILL, OOM) but whose children live on.
+
+    Every service runs in its own session, so its process group id is the recorded pid. Children of a
+    killed Airflow scheduler (log server, health server, executor workers) keep their ports and would
+    make the restarted scheduler fail to bind; a dead Flink TaskManager launcher leaves its JVM. A
+    supervisor restarts a service from a clean slate, as Kubernetes does with a pod.
+    """
+    entry = pid_file.read()
+    if entry is None or pid_file.alive_pid() is not None:
+        return False
+    pgid = entry[0]
+    if not group_members(pgid):
+        return False
+    log.warning("stopping leftovers of a crashed service", service=name, process_group=pgid,
+                members=len(group_members(pgid)))
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and _group_alive(pgid):
+        time.sleep(0.2)
+    if _group_alive(pgid):
+        _signal_group(pgid, signal.SIGKILL)
+        time.sleep(0.3)
     return True
 
 
