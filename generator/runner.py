@@ -7,6 +7,7 @@ is non-zero when any message was not delivered.
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -88,6 +89,19 @@ def _signals(stop: StopFlag, log: JsonLog) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def _last_event_ts(stream: TransactionStream, total_events: int) -> float:
+    """Event time of the ``total_events``-th message of ``stream`` (generation only: no encoding, no I/O)."""
+    seen, last = 0, 0.0
+    for batch in stream.batches():
+        take = min(len(batch), total_events - seen)
+        if take > 0:
+            last = max(last, float(batch.time[:take].max()))
+        seen += take
+        if seen >= total_events:
+            return last
+    return last
+
+
 def ledger_metas(batch: Batch, world: World, seed: int, first_sequence: int) -> list[MessageMeta]:
     ids = world.customer_ids
     return [
@@ -126,10 +140,20 @@ def run(config: GeneratorConfig, *, log: JsonLog | None = None, stdout: TextIO |
                                fraud_rate=config.fraud_rate, malformed_rate=config.malformed_rate,
                                start_time=config.start_time)
     if config.backfill and config.total_events:
-        # Start early enough that the bounded stream's event time ends about now (same seed -> same ids).
+        # Start early enough that the bounded stream's event time ends before now (same seed -> same
+        # ids). The expected rate only gives the span to within a few per cent (hours over two weeks),
+        # so a dry pass measures where this very stream ends, and the start moves by whole days: the
+        # traffic follows the UTC clock (customers' active hours), so a stream started k days earlier
+        # is the same stream k days earlier, and it ends within the day before now.
         span_s = config.total_events / stream.expected_events_per_event_second
         backfill_start = config.start_time - timedelta(seconds=span_s)
-        log.info("backfill", start_time=backfill_start.isoformat(), span_days=round(span_s / 86400, 2))
+        probe = TransactionStream(seed=config.seed, customers=config.customers, stores=config.stores,
+                                  fraud_rate=config.fraud_rate, malformed_rate=config.malformed_rate,
+                                  start_time=backfill_start)
+        overshoot_s = _last_event_ts(probe, config.total_events) - config.start_time.timestamp()
+        backfill_start -= timedelta(days=math.ceil(overshoot_s / 86400))
+        log.info("backfill", start_time=backfill_start.isoformat(), span_days=round(span_s / 86400, 2),
+                 measured_overshoot_s=round(overshoot_s))
         stream = TransactionStream(seed=config.seed, customers=config.customers, stores=config.stores,
                                    fraud_rate=config.fraud_rate, malformed_rate=config.malformed_rate,
                                    start_time=backfill_start)

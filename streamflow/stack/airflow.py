@@ -67,6 +67,9 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             # A task whose process died with the scheduler is noticed after this long and retried
             # (default 300 s; tasks heartbeat every few seconds, so 90 s is safe on a busy 2-core host).
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "90",
+            # After a scheduler crash its queued/running tasks are orphans; the restarted scheduler
+            # resets them at this interval (default 300 s) once the old job missed its heartbeats.
+            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "45",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(settings.logs_dir / "airflow-tasks"),
             "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
             "DO_NOT_TRACK": "1",

@@ -160,3 +160,15 @@ def test_sigterm_stops_an_unbounded_run_gracefully(tmp_path: Path) -> None:
     finished = json.loads(err.strip().splitlines()[-1])
     assert finished["event"] == "finished" and finished["stopped_by"] == "SIGTERM" and finished["sent"] > 0
     assert len(out.read_text().splitlines()) == finished["sent"] == len(read_ledger(tmp_path / "ledger.jsonl"))
+
+
+@pytest.mark.parametrize(("seed", "events"), [(42, 50000), (7, 12000)])
+def test_backfill_ends_before_the_start_time(tmp_path: Path, seed: int, events: int) -> None:
+    """Bounded DAG runs backfill: every event time lies in the past, so none is `future_event_time`
+    downstream, and re-runs with the same seed flag the same rows (deterministic validity)."""
+    config = _config(tmp_path, seed=seed, total_events=events, backfill=True)
+    run(config, log=JsonLog(stream=io.StringIO()))
+    times = [datetime.fromisoformat(json.loads(line)["event_time"].replace("Z", "+00:00"))
+             for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert max(times) <= config.start_time, max(times) - config.start_time
+    assert (config.start_time - min(times)).total_seconds() > 86400  # it really reaches back
