@@ -12,6 +12,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -73,7 +74,26 @@ class PostgresService(Service):
         if user is not None:
             shutil.chown(path, user=user, group=pwd.getpwnam(user).pw_gid)
 
+    def _ensure_reachable(self, path: Path) -> None:
+        """Let the PostgreSQL OS user traverse the folders above its data directory.
+
+        A checkout under a root-only folder (``mktemp -d`` makes 0700 directories) would otherwise
+        stop the server at start-up with "permission denied". Only the traverse bit (o+x) is added,
+        never read or write, and each change is logged.
+        """
+        user = self.os_user
+        if user is None:
+            return
+        for folder in reversed(path.resolve().parents):
+            info = folder.stat()
+            if info.st_mode & stat.S_IXOTH or info.st_uid == pwd.getpwnam(user).pw_uid:
+                continue
+            os.chmod(folder, stat.S_IMODE(info.st_mode) | stat.S_IXOTH)
+            log.warning("allowed the PostgreSQL OS user to traverse a parent folder of its data dir",
+                        folder=str(folder), user=user, change="o+x (traverse only)")
+
     def prepare(self) -> None:
+        self._ensure_reachable(self.base)
         for directory in (self.base, self.socket_dir):
             directory.mkdir(parents=True, exist_ok=True)
             self._chown(directory)
