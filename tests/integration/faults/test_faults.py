@@ -11,7 +11,8 @@ recover, and then reconciles the ledger against what landed:
   expected for its kind;
 * every fraud alert of the run belongs to a bronze transaction, once.
 
-Recovery time is "fault injected -> bronze grows again after the failed part is back". The figures
+Recovery time is "fault injected -> bronze grows past the row count read when the failed part was
+back" (for the TaskManager: when a new one was started; the job then restores from its checkpoint). The figures
 are written to ``test-output/reliability.json``; ``make bench B=reliability`` runs this module and
 puts them in bench/BENCHMARKS.md.
 
@@ -142,11 +143,10 @@ class Probe(threading.Thread):
         self._halt.set()
         self.join(5)
 
-    def resumed_after(self, back_at: float) -> float | None:
-        """The first time after ``back_at`` at which the count exceeds its value at ``back_at``."""
-        before = [c for t, c in self.samples if t <= back_at and c >= 0]
-        base = before[-1] if before else 0
-        return next((t for t, c in self.samples if t > back_at and c > base), None)
+    def resumed_after(self, back_at: float, back_count: int) -> float | None:
+        """The first time after ``back_at`` at which the count exceeds ``back_count`` (the count read
+        right when the failed part was back)."""
+        return next((t for t, c in self.samples if t > back_at and c > back_count), None)
 
 
 def _topic_end_offsets(settings: Settings) -> dict[int, int]:
@@ -217,6 +217,7 @@ def run_case(settings: Settings, output_dir: Path, fault: str,
             time.sleep(FAULT_AFTER_S)
             fault_at = time.monotonic()
             back_at = inject()
+            back_count = _bronze_count(settings.warehouse_dsn, prefix)  # nothing is written until recovery
             outcome.downtime_s = round(back_at - fault_at, 1)
         assert generator.wait(timeout=600) == 0, f"generator failed: see {output_dir}/fault-{fault}-generator.log"
         rows = [json.loads(line) for line in ledger_path.read_text().splitlines() if line.strip()]
@@ -230,7 +231,7 @@ def run_case(settings: Settings, output_dir: Path, fault: str,
         while time.monotonic() < deadline and _bronze_count(settings.warehouse_dsn, prefix) < len(valid):
             time.sleep(2)
         if inject is not None:
-            resumed = probe.resumed_after(back_at)
+            resumed = probe.resumed_after(back_at, back_count)
             outcome.recovery_s = None if resumed is None else round(resumed - fault_at, 1)
     finally:
         probe.stop()
