@@ -25,13 +25,13 @@ DAG_ID = "bootstrap_pipeline"
 SELECTION = ["path:models/staging", "path:models/intermediate", "path:models/marts"]
 
 
-def _trigger_and_time(client: AirflowClient) -> tuple[float, float, str]:
+def _trigger_and_time(client: AirflowClient, dag_id: str = DAG_ID) -> tuple[float, float, str]:
     """Seconds trigger -> end, seconds of the dbt part, final state."""
     began = time.monotonic()
-    run_id = client.trigger(DAG_ID)
-    state = follow_run(client, DAG_ID, run_id, timeout_s=1800, echo=False)
+    run_id = client.trigger(dag_id)
+    state = follow_run(client, dag_id, run_id, timeout_s=1800, echo=False)
     total = time.monotonic() - began
-    dbt = [t for t in client.task_instances(DAG_ID, run_id) if t["task_id"].startswith("dbt_")
+    dbt = [t for t in client.task_instances(dag_id, run_id) if t["task_id"].startswith("dbt_")
            and t.get("start_date") and t.get("end_date")]
     starts = [datetime.fromisoformat(t["start_date"]) for t in dbt]
     ends = [datetime.fromisoformat(t["end_date"]) for t in dbt]
@@ -53,6 +53,9 @@ def run() -> list[dict[str, Any]]:
     local_jobs.stop_all(settings)
     cold_total, cold_dbt, cold_state = _trigger_and_time(client)
     warm_total, warm_dbt, warm_state = _trigger_and_time(client)
+    # Like for like: the same selection with no new data, once as Cosmos tasks (dbt_transform has the
+    # same two task groups) and once as a single `dbt build`.
+    _transform_total, transform_dbt, transform_state = _trigger_and_time(client, "dbt_transform")
     single = _single_dbt_build(settings)
     events = f"{settings.generator_events:,} events"
     return [
@@ -60,9 +63,14 @@ def run() -> list[dict[str, Any]]:
          "value": round(cold_total, 1), "unit": "s", "goal": "<= 180"},
         {"figure": f"warm re-run, trigger -> {warm_state}, {events}", "value": round(warm_total, 1), "unit": "s",
          "goal": "<= 180"},
-        {"figure": "dbt part of the warm run (per-model Cosmos tasks)", "value": round(warm_dbt, 1), "unit": "s",
-         "goal": "report", "notes": f"cold run: {cold_dbt:.1f} s"},
-        {"figure": "one `dbt build` of the same selection", "value": round(single, 1), "unit": "s", "goal": "report"},
-        {"figure": "Cosmos overhead (dbt part / single dbt build)", "value": round(warm_dbt / single, 2),
-         "unit": "x", "goal": "<= 2"},
+        {"figure": "dbt part of the warm run (per-model Cosmos tasks, 50k re-sent events to merge)",
+         "value": round(warm_dbt, 1), "unit": "s", "goal": "report", "notes": f"cold run: {cold_dbt:.1f} s"},
+        {"figure": f"dbt_transform run right after ({transform_state}; same task groups, no new data)",
+         "value": round(transform_dbt, 1), "unit": "s", "goal": "report"},
+        {"figure": "one `dbt build` of the same selection right after (no new data)", "value": round(single, 1),
+         "unit": "s", "goal": "report"},
+        {"figure": "Cosmos overhead (dbt_transform's dbt part / single dbt build, same data)",
+         "value": round(transform_dbt / single, 2), "unit": "x", "goal": "<= 2",
+         "notes": "one dbt process per model (ADR 0007): start-up + partial parse per task, and a scheduling "
+                  "hop per dependency level"},
     ]

@@ -45,6 +45,7 @@ from streamflow.flink_spec import load_all
 from streamflow.runtime import flink_local
 from streamflow.settings import Settings
 from streamflow.stack import supervisor
+from streamflow.stack.process import group_members
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -292,7 +293,11 @@ def test_taskmanager_killed(jobs: Settings, output_dir: Path, figures: list[Outc
         pid = paths.taskmanager_pid.alive_pid()
         assert pid is not None, "the TaskManager is not running"
         os.killpg(pid, signal.SIGKILL)
-        flink_local.deploy(spec, jobs)  # starts the missing TaskManager, waits until the job RUNS again
+        deadline = time.monotonic() + 30
+        while group_members(pid) and time.monotonic() < deadline:  # SIGKILL is asynchronous
+            time.sleep(0.05)
+        assert paths.taskmanager_pid.alive_pid() is None, "the TaskManager survived SIGKILL"
+        flink_local.deploy(spec, jobs)  # starts a new TaskManager; the JobManager restores the job on it
         return time.monotonic()
 
     outcome = run_case(jobs, output_dir, "flink taskmanager SIGKILL", inject)
