@@ -27,7 +27,7 @@ def run() -> list[dict[str, Any]]:
     figures_file = output / "reliability.json"
     scheduler_file = output / "reliability-scheduler.json"
     if reuse:  # the figures of a `make test` that already ran (e.g. in a clean clone), not a new run
-        source = f"from the fault tests of the `make test` run that wrote {output}"
+        source = f"from the fault tests of the test run that wrote {output}"
         returncode = 0
     else:
         for stale in (figures_file, scheduler_file):

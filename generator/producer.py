@@ -27,6 +27,9 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "queue.buffering.max.messages": 500_000,
     "queue.buffering.max.kbytes": 262_144,  # 256 MiB: stays inside the pod's 512 Mi limit
     "message.timeout.ms": 120_000,
+    # After a broker restart librdkafka can keep a partition's new leader "not found in cache" until
+    # the next metadata refresh (default every 5 min); refresh often enough to recover within seconds.
+    "topic.metadata.refresh.interval.ms": 10_000,
     "client.id": "streamflow-generator",
 }
 

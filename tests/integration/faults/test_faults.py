@@ -126,6 +126,13 @@ def _bronze_count(dsn: str, prefix: str) -> int:
         return -1  # PostgreSQL is down (the fault under test)
 
 
+def _alert_count(dsn: str, prefix: str) -> int:
+    with psycopg.connect(dsn, connect_timeout=2) as conn:
+        row = conn.execute("SELECT count(*) FROM bronze.raw_fraud_alerts WHERE transaction_id LIKE %s",
+                           (prefix + "%",)).fetchone()
+    return int(row[0]) if row else 0
+
+
 class Probe(threading.Thread):
     """Samples the run's bronze row count twice a second, to time when processing resumes."""
 
@@ -197,7 +204,9 @@ def _start_generator(settings: Settings, seed: int, ledger: Path, log_file: Path
     argv = [str(settings.venv_python("generator")), "-m", "generator",
             "--bootstrap-servers", settings.kafka_bootstrap, "--topic", settings.topic_transactions,
             "--total-events", str(EVENTS), "--events-per-second", str(RATE), "--seed", str(seed),
-            "--malformed-rate", str(MALFORMED_RATE), "--ledger", str(ledger), "--backfill"]
+            "--malformed-rate", str(MALFORMED_RATE), "--ledger", str(ledger), "--backfill",
+            # the broker may be down at the end of the stream: wait as long as message.timeout.ms
+            "--flush-timeout-seconds", "120"]
     with open(log_file, "wb") as out:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=settings.repo_root)
 
@@ -230,6 +239,9 @@ def run_case(settings: Settings, output_dir: Path, fault: str,
 
         deadline = time.monotonic() + CATCH_UP_TIMEOUT_S
         while time.monotonic() < deadline and _bronze_count(settings.warehouse_dsn, prefix) < len(valid):
+            time.sleep(2)
+        # the fraud detector is its own job (it may still be in a restart back-off after the fault)
+        while time.monotonic() < deadline + 180 and _alert_count(settings.warehouse_dsn, prefix) == 0:
             time.sleep(2)
         if inject is not None:
             resumed = probe.resumed_after(back_at, back_count)
