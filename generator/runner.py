@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any, TextIO
 
@@ -89,6 +89,12 @@ def _signals(stop: StopFlag, log: JsonLog) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def _stream(config: GeneratorConfig, start_time: datetime) -> TransactionStream:
+    return TransactionStream(seed=config.seed, customers=config.customers, stores=config.stores,
+                             fraud_rate=config.fraud_rate, malformed_rate=config.malformed_rate,
+                             start_time=start_time)
+
+
 def _last_event_ts(stream: TransactionStream, total_events: int) -> float:
     """Event time of the ``total_events``-th message of ``stream`` (generation only: no encoding, no I/O)."""
     seen, last = 0, 0.0
@@ -136,9 +142,7 @@ def run(config: GeneratorConfig, *, log: JsonLog | None = None, stdout: TextIO |
              duration_seconds=config.duration_seconds, fraud_rate=config.fraud_rate,
              malformed_rate=config.malformed_rate, customers=config.customers, stores=config.stores,
              ledger=str(config.ledger) if config.ledger else None)
-    stream = TransactionStream(seed=config.seed, customers=config.customers, stores=config.stores,
-                               fraud_rate=config.fraud_rate, malformed_rate=config.malformed_rate,
-                               start_time=config.start_time)
+    stream = _stream(config, config.start_time)
     if config.backfill and config.total_events:
         # Start early enough that the bounded stream's event time ends before now (same seed -> same
         # ids). The expected rate only gives the span to within a few per cent (hours over two weeks),
@@ -147,16 +151,12 @@ def run(config: GeneratorConfig, *, log: JsonLog | None = None, stdout: TextIO |
         # is the same stream k days earlier, and it ends within the day before now.
         span_s = config.total_events / stream.expected_events_per_event_second
         backfill_start = config.start_time - timedelta(seconds=span_s)
-        probe = TransactionStream(seed=config.seed, customers=config.customers, stores=config.stores,
-                                  fraud_rate=config.fraud_rate, malformed_rate=config.malformed_rate,
-                                  start_time=backfill_start)
+        probe = _stream(config, backfill_start)
         overshoot_s = _last_event_ts(probe, config.total_events) - config.start_time.timestamp()
         backfill_start -= timedelta(days=math.ceil(overshoot_s / 86400))
         log.info("backfill", start_time=backfill_start.isoformat(), span_days=round(span_s / 86400, 2),
                  measured_overshoot_s=round(overshoot_s))
-        stream = TransactionStream(seed=config.seed, customers=config.customers, stores=config.stores,
-                                   fraud_rate=config.fraud_rate, malformed_rate=config.malformed_rate,
-                                   start_time=backfill_start)
+        stream = _stream(config, backfill_start)
     encoder = Encoder(stream.world, config.seed, config.currency)
     ledger = Ledger(config.ledger) if config.ledger else None
     sink = sink or make_sink(config, ledger, stdout, log)
