@@ -34,6 +34,13 @@ class Runtime(StrEnum):
     KUBERNETES = "kubernetes"
 
 
+class DbtExecutionMode(StrEnum):
+    """How Cosmos runs the per-model dbt tasks (ADR 0007)."""
+
+    LOCAL = "local"  # one `dbt build --select <model>` process per task
+    WATCHER = "watcher"  # one `dbt build` per task group; per-model tasks watch its progress
+
+
 class SettingsError(ValueError):
     """A configuration problem, phrased for the person who has to fix it."""
 
@@ -107,6 +114,7 @@ class Settings(BaseSettings):
     # dbt (own venv locally; baked into the Airflow image on Kubernetes).
     dbt_executable_path: str = ""
     dbt_artifacts_dir: str = ""
+    dbt_execution_mode: DbtExecutionMode = DbtExecutionMode.WATCHER
 
     # Start-up timeouts for the local supervisor.
     service_start_timeout_s: int = Field(120, ge=5, le=1800)

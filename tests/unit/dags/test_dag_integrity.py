@@ -22,9 +22,10 @@ MANIFEST = load_settings().dbt_target_dir / "manifest.json"
 
 
 @cache
-def parsed(runtime: str) -> dict[str, Any]:
+def parsed(runtime: str, dbt_execution_mode: str = "watcher") -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
-    env.update({"STREAMFLOW_RUNTIME": runtime, "AIRFLOW_HOME": str(REPO / ".streamflow" / "airflow-parse-test"),
+    env.update({"STREAMFLOW_RUNTIME": runtime, "STREAMFLOW_DBT_EXECUTION_MODE": dbt_execution_mode,
+                "AIRFLOW_HOME": str(REPO / ".streamflow" / "airflow-parse-test"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
                 "STREAMFLOW_K8S_IN_CLUSTER": "false"})
     if runtime == "kubernetes":  # what the Helm values provide from the cluster's services and secrets
@@ -87,6 +88,33 @@ def test_bootstrap_pipeline_structure(runtime: str) -> None:
     assert all(tasks[t]["upstream"] == ["wait_for_bronze"] for t in roots)
     assert all(t.startswith("dbt_marts.") for t in tasks["publish_dbt_docs"]["upstream"])
     assert tasks["summary"]["upstream"] == ["publish_dbt_docs"]
+
+
+def test_watcher_mode_runs_one_dbt_build_per_group_and_watches_each_model() -> None:
+    """The default (watcher): a producer task per group, a run and a test sensor per model."""
+    tasks = parsed("local")["dags"]["bootstrap_pipeline"]["tasks"]
+    for group, models in (("dbt_staging", ("stg_transactions", "stg_fraud_alerts", "int_customer_stats")),
+                          ("dbt_marts", ("dim_customer", "dim_store", "fct_transactions", "fct_fraud_alerts",
+                                         "agg_hourly_sales", "agg_daily_fraud"))):
+        assert tasks[f"{group}.dbt_producer_watcher"]["type"] == "DbtProducerWatcherOperator"
+        for model in models:
+            assert tasks[f"{group}.{model}.run"]["type"] == "DbtRunWatcherOperator"
+            assert tasks[f"{group}.{model}.test"]["upstream"] == [f"{group}.{model}.run"]
+            assert tasks[f"{group}.{model}.test"]["type"] == "DbtTestWatcherOperator"
+    assert tasks["dbt_staging.dbt_producer_watcher"]["upstream"] == ["wait_for_bronze"]
+    # gold is built only once silver (and its tests) are done
+    assert "dbt_staging.int_customer_stats.test" in tasks["dbt_marts.dbt_producer_watcher"]["upstream"]
+    assert "dbt_marts.dbt_producer_watcher_done" in tasks["publish_dbt_docs"]["upstream"]
+
+
+def test_local_mode_runs_one_dbt_build_per_model() -> None:
+    """STREAMFLOW_DBT_EXECUTION_MODE=local: one `dbt build` task per model (model + its tests), no producer."""
+    parse = parsed("local", "local")
+    assert not parse["import_errors"]
+    tasks = parse["dags"]["bootstrap_pipeline"]["tasks"]
+    assert not [t for t in tasks if "producer" in t]
+    for group, model in (("dbt_staging", "stg_transactions"), ("dbt_marts", "fct_transactions")):
+        assert tasks[f"{group}.{model}_model_build"]["type"] == "DbtBuildLocalOperator"
 
 
 def test_runtime_picks_the_operators() -> None:
