@@ -1,8 +1,8 @@
 """bootstrap_pipeline — bring the whole platform to life, idempotently (manual trigger).
 
 preflight → provision (topics + bronze migrations) → deploy the three Flink jobs and wait until they
-really run → launch the generator (bounded) → wait for bronze → dbt staging → dbt marts (Cosmos, one
-task per model) → publish dbt docs for the lineage portal → summary.
+really run → launch the generator (bounded) → wait for bronze → dbt silver → gold (Cosmos, a task per
+model) → publish dbt docs for the lineage portal → summary.
 The runtime (local processes or Kubernetes) comes from STREAMFLOW_RUNTIME; this file never changes.
 """
 
@@ -16,7 +16,7 @@ from airflow.sdk import DAG, Asset
 
 from streamflow import pipeline
 from streamflow.dag_defaults import START_DATE, default_args
-from streamflow.dbt_cosmos import dbt_group
+from streamflow.dbt_cosmos import dbt_layers
 from streamflow.runtime import FLINK_JOBS, runtime_for
 from streamflow.settings import get_settings
 
@@ -54,12 +54,12 @@ with DAG(
         mode="poke",
         outlets=[BRONZE],
     )
-    staging = dbt_group("dbt_staging", ["path:models/staging", "path:models/intermediate"], settings)
-    marts = dbt_group("dbt_marts", ["path:models/marts"], settings)
+    silver, gold = dbt_layers(settings)  # Cosmos: one Airflow task per model (and its tests)
     publish_docs = PythonOperator(task_id="publish_dbt_docs", python_callable=pipeline.publish_docs,
                                   outlets=[GOLD])
     summary = PythonOperator(task_id="summary", python_callable=pipeline.summarize,
                              execution_timeout=timedelta(minutes=5))
 
     preflight >> provision
-    jobs_running >> generator >> wait_for_bronze >> staging >> marts >> publish_docs >> summary
+    jobs_running >> generator >> wait_for_bronze >> silver
+    gold >> publish_docs >> summary

@@ -5,7 +5,7 @@ from __future__ import annotations
 from airflow.sdk import DAG
 
 from streamflow.dag_defaults import START_DATE, default_args
-from streamflow.dbt_cosmos import dbt_group
+from streamflow.dbt_cosmos import dbt_layers
 from streamflow.settings import get_settings
 
 settings = get_settings()
@@ -21,6 +21,4 @@ with DAG(
     tags=["streamflow", "dbt"],
     doc_md=__doc__,
 ) as dag:
-    staging = dbt_group("dbt_staging", ["path:models/staging", "path:models/intermediate"], settings)
-    marts = dbt_group("dbt_marts", ["path:models/marts"], settings)
-    staging >> marts
+    dbt_layers(settings)  # silver then gold (one group in watcher mode, two in local mode)

@@ -4,18 +4,21 @@
   file costs ~0.3 s instead of 7-10 s with ``dbt ls``).
 - Profile: the project's own ``dbt/profiles.yml`` (env-var based), the same one `dbt` uses by hand.
 - Execution: dbt lives in its own venv and is invoked as a subprocess. ``STREAMFLOW_DBT_EXECUTION_MODE``
-  picks how (ADR 0007): ``local`` runs one dbt process per model task; ``watcher`` runs one
-  ``dbt build`` per task group (a producer task) and turns each model task into a sensor that
-  follows it, so a group costs one dbt start-up instead of one per model. A failed model's task
-  is still retried on its own (Cosmos then runs that model alone).
-- Render: ``TestBehavior.BUILD`` - one ``dbt build`` per model runs the model and its tests in one
-  process (half the processes of run + test), so each model's tests stay attached to it.
+  picks how (ADR 0008): ``watcher`` (default) runs one ``dbt build`` per task group (a producer
+  task) and turns each model into a run and a test task that follow its progress, so the group
+  costs one dbt start-up instead of one per model; a failed model's task is still retried on its
+  own (Cosmos then runs that model alone). ``local`` runs one ``dbt build --select <model>``
+  process per model task (ADR 0007).
+- Render: ``local`` uses ``TestBehavior.BUILD`` (the model and its tests in one process and one
+  task); the watcher has no per-model build task, so each model's tests get a task right after it
+  (``TestBehavior.AFTER_EACH``), fed by the same producer run.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from airflow.sdk import TaskGroup
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
 
@@ -23,8 +26,8 @@ from streamflow.settings import DbtExecutionMode, Settings
 
 PROFILE_NAME = "streamflow"
 TARGET_NAME = "local"
-# Watcher sensors: poll the producer's progress in the worker slot (no triggerer in the local stack)
-# every 2 s, so a model's task turns green within ~2 s of dbt finishing it.
+# Watcher sensors poke in their worker slot every 2 s rather than defer: resuming a deferred task
+# starts a second task process per model, the dominant cost on a 2-core host.
 WATCHER_SENSOR_ARGS: dict[str, Any] = {"deferrable": False, "poke_interval": 2}
 
 
@@ -48,12 +51,14 @@ def profile_config(settings: Settings) -> ProfileConfig:
 def execution_config(settings: Settings) -> ExecutionConfig:
     # BUILDABLE: a test that spans several models (e.g. silver vs gold reconciliation) runs with the
     # last of them, never with a parent whose sibling has not been built yet.
+    # The watcher's producer builds the whole selection in one command: it needs the same flag.
     watcher = settings.dbt_execution_mode is DbtExecutionMode.WATCHER
     return ExecutionConfig(
         execution_mode=ExecutionMode.WATCHER if watcher else ExecutionMode.LOCAL,
         dbt_executable_path=str(settings.dbt_executable),
         invocation_mode=InvocationMode.SUBPROCESS,
         test_indirect_selection=TestIndirectSelection.BUILDABLE,
+        setup_operator_args={"indirect_selection": TestIndirectSelection.BUILDABLE.value} if watcher else None,
     )
 
 
@@ -83,3 +88,25 @@ def dbt_group(group_id: str, select: list[str], settings: Settings, **operator_a
         operator_args={"install_deps": False, **operator_args},
         default_args={"retries": 1},
     )
+
+
+SILVER = ["path:models/staging", "path:models/intermediate"]
+GOLD = ["path:models/marts"]
+ALL_LAYERS_GROUP = "dbt_models"
+
+
+def dbt_layers(settings: Settings) -> tuple[TaskGroup, TaskGroup]:
+    """Silver then gold, as (first group, last group) for the DAG to wire between its other tasks.
+
+    ``local`` mode: ``dbt_staging`` (staging + intermediate) >> ``dbt_marts``. ``watcher`` mode: one
+    group over all layers, so one ``dbt build`` runs them in dependency order and a test that reads
+    both layers (silver vs gold reconciliation) runs in the same build as both its models; two groups
+    would make the silver model's test task wait for a test that only the gold build runs.
+    """
+    if settings.dbt_execution_mode is DbtExecutionMode.WATCHER:
+        group = dbt_group(ALL_LAYERS_GROUP, SILVER + GOLD, settings)
+        return group, group
+    staging = dbt_group("dbt_staging", SILVER, settings)
+    marts = dbt_group("dbt_marts", GOLD, settings)
+    staging >> marts
+    return staging, marts

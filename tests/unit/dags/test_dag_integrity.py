@@ -76,45 +76,52 @@ def test_bootstrap_pipeline_structure(runtime: str) -> None:
         assert tasks[f"wait_{job}_running"]["upstream"] == [f"deploy_{job}"]
     assert tasks["run_generator"]["upstream"] == sorted(f"wait_{job}_running" for job in FLINK_JOBS)
     assert tasks["wait_for_bronze"]["upstream"] == ["run_generator"]
-    staging = [t for t in tasks if t.startswith("dbt_staging.")]
-    marts = [t for t in tasks if t.startswith("dbt_marts.")]
-    # One task per dbt model (Cosmos), tests attached (TestBehavior.BUILD).
-    for model in ("stg_transactions", "stg_fraud_alerts", "int_customer_stats"):
-        assert any(f".{model}" in t for t in staging), (model, staging)
-    for model in ("dim_customer", "dim_store", "fct_transactions", "fct_fraud_alerts", "agg_hourly_sales",
-                  "agg_daily_fraud"):
-        assert any(f".{model}" in t for t in marts), (model, marts)
-    roots = [t for t in staging if not any(u.startswith("dbt_staging.") for u in tasks[t]["upstream"])]
-    assert all(tasks[t]["upstream"] == ["wait_for_bronze"] for t in roots)
-    assert all(t.startswith("dbt_marts.") for t in tasks["publish_dbt_docs"]["upstream"])
+    dbt = [t for t in tasks if t.startswith("dbt_models.")]
+    for model in SILVER_MODELS + GOLD_MODELS:  # one task per dbt model (Cosmos)
+        assert any(f".{model}" in t for t in dbt), (model, dbt)
+    roots = [t for t in dbt if not any(u.startswith("dbt_models.") for u in tasks[t]["upstream"])]
+    assert roots and all(tasks[t]["upstream"] == ["wait_for_bronze"] for t in roots)
+    assert all(t.startswith("dbt_models.") for t in tasks["publish_dbt_docs"]["upstream"])
     assert tasks["summary"]["upstream"] == ["publish_dbt_docs"]
 
 
-def test_watcher_mode_runs_one_dbt_build_per_group_and_watches_each_model() -> None:
-    """The default (watcher): a producer task per group, a run and a test sensor per model."""
-    tasks = parsed("local")["dags"]["bootstrap_pipeline"]["tasks"]
-    for group, models in (("dbt_staging", ("stg_transactions", "stg_fraud_alerts", "int_customer_stats")),
-                          ("dbt_marts", ("dim_customer", "dim_store", "fct_transactions", "fct_fraud_alerts",
-                                         "agg_hourly_sales", "agg_daily_fraud"))):
-        assert tasks[f"{group}.dbt_producer_watcher"]["type"] == "DbtProducerWatcherOperator"
-        for model in models:
-            assert tasks[f"{group}.{model}.run"]["type"] == "DbtRunWatcherOperator"
-            assert tasks[f"{group}.{model}.test"]["upstream"] == [f"{group}.{model}.run"]
-            assert tasks[f"{group}.{model}.test"]["type"] == "DbtTestWatcherOperator"
-    assert tasks["dbt_staging.dbt_producer_watcher"]["upstream"] == ["wait_for_bronze"]
-    # gold is built only once silver (and its tests) are done
-    assert "dbt_staging.int_customer_stats.test" in tasks["dbt_marts.dbt_producer_watcher"]["upstream"]
-    assert "dbt_marts.dbt_producer_watcher_done" in tasks["publish_dbt_docs"]["upstream"]
+SILVER_MODELS = ("stg_transactions", "stg_fraud_alerts", "int_customer_stats")
+GOLD_MODELS = ("dim_customer", "dim_store", "fct_transactions", "fct_fraud_alerts", "agg_hourly_sales",
+               "agg_daily_fraud")
 
 
-def test_local_mode_runs_one_dbt_build_per_model() -> None:
-    """STREAMFLOW_DBT_EXECUTION_MODE=local: one `dbt build` task per model (model + its tests), no producer."""
+def test_watcher_mode_runs_one_dbt_build_and_watches_each_model() -> None:
+    """The default (watcher): one producer for silver + gold, a run and a test task per model in dbt's order."""
+    for dag_id in ("bootstrap_pipeline", "dbt_transform"):
+        tasks = parsed("local")["dags"][dag_id]["tasks"]
+        assert tasks["dbt_models.dbt_producer_watcher"]["type"] == "DbtProducerWatcherOperator"
+        assert [t for t in tasks if "producer_watcher" in t] == ["dbt_models.dbt_producer_watcher",
+                                                                  "dbt_models.dbt_producer_watcher_done"]
+        for model in SILVER_MODELS + GOLD_MODELS:
+            assert tasks[f"dbt_models.{model}.run"]["type"] == "DbtRunWatcherOperator"
+            assert tasks[f"dbt_models.{model}.test"]["upstream"] == [f"dbt_models.{model}.run"]
+            assert tasks[f"dbt_models.{model}.test"]["type"] == "DbtTestWatcherOperator"
+        # gold waits for silver's tests, as in dbt's own build order
+        assert tasks["dbt_models.fct_transactions.run"]["upstream"] == [
+            "dbt_models.dim_customer.test", "dbt_models.dim_store.test", "dbt_models.stg_transactions.test"]
+    bootstrap = parsed("local")["dags"]["bootstrap_pipeline"]["tasks"]
+    assert bootstrap["dbt_models.dbt_producer_watcher"]["upstream"] == ["wait_for_bronze"]
+    assert "dbt_models.dbt_producer_watcher_done" in bootstrap["publish_dbt_docs"]["upstream"]
+
+
+def test_local_mode_runs_one_dbt_build_per_model_silver_then_gold() -> None:
+    """STREAMFLOW_DBT_EXECUTION_MODE=local: a `dbt build` task per model (model + its tests), no producer."""
     parse = parsed("local", "local")
     assert not parse["import_errors"]
     tasks = parse["dags"]["bootstrap_pipeline"]["tasks"]
     assert not [t for t in tasks if "producer" in t]
-    for group, model in (("dbt_staging", "stg_transactions"), ("dbt_marts", "fct_transactions")):
-        assert tasks[f"{group}.{model}_model_build"]["type"] == "DbtBuildLocalOperator"
+    for model in SILVER_MODELS:
+        assert tasks[f"dbt_staging.{model}_model_build"]["type"] == "DbtBuildLocalOperator"
+    for model in GOLD_MODELS:
+        assert tasks[f"dbt_marts.{model}_model_build"]["type"] == "DbtBuildLocalOperator"
+    gold_roots = [t for t in tasks if t.startswith("dbt_marts.")
+                  and not any(u.startswith("dbt_marts.") for u in tasks[t]["upstream"])]
+    assert gold_roots and all(all(u.startswith("dbt_staging.") for u in tasks[t]["upstream"]) for t in gold_roots)
 
 
 def test_runtime_picks_the_operators() -> None:
