@@ -14,17 +14,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import psycopg
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PROJECT_DIR = REPO_ROOT / "dbt"
+from streamflow.dbt_runner import run_dbt
+from streamflow.settings import load_settings
+
 FULL_ROWS = 1_000_000
 NEW_ROWS = 10_000
 
@@ -94,34 +93,10 @@ where kafka_offset between {first} and {first + count - 1} and kafka_offset % 50
 """
 
 
-def _dbt_env(dsn: str) -> dict[str, str]:
-    url = urlsplit(dsn)
-    return {
-        **os.environ,
-        "STREAMFLOW_WAREHOUSE_HOST": url.hostname or "127.0.0.1",
-        "STREAMFLOW_WAREHOUSE_PORT": str(url.port or 5432),
-        "STREAMFLOW_WAREHOUSE_USER": unquote(url.username or ""),
-        "STREAMFLOW_WAREHOUSE_PASSWORD": unquote(url.password or ""),
-        "STREAMFLOW_WAREHOUSE_DB": url.path.lstrip("/") or "warehouse",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-
-
 def _dbt(args: list[str], dsn: str, work: Path) -> tuple[float, dict[str, Any]]:
-    executable = os.environ.get("STREAMFLOW_DBT_EXECUTABLE_PATH") or str(REPO_ROOT / ".streamflow/venvs/dbt/bin/dbt")
-    profiles_dir = work / "profiles"  # a copy: dbt writes .user.yml next to profiles.yml
-    profiles_dir.mkdir(exist_ok=True)
-    shutil.copyfile(PROJECT_DIR / "profiles.yml", profiles_dir / "profiles.yml")
-    argv = [executable, *args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(profiles_dir),
-            "--target-path", str(work / "target"), "--log-path", str(work / "logs")]
     began = time.monotonic()
-    proc = subprocess.run(argv, env=_dbt_env(dsn), cwd=work, capture_output=True, text=True, check=False)
-    elapsed = time.monotonic() - began
-    if proc.returncode != 0:
-        raise RuntimeError(f"`dbt {' '.join(args)}` failed ({proc.returncode}):\n{proc.stdout[-4000:]}")
-    results_file = work / "target" / "run_results.json"
-    results: dict[str, Any] = json.loads(results_file.read_text()) if results_file.exists() else {}
-    return elapsed, results
+    results = run_dbt(load_settings(), args, target_path=work / "target", echo=False, warehouse_dsn=dsn)
+    return time.monotonic() - began, results
 
 
 def _slowest(results: dict[str, Any], count: int = 4) -> str:

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from streamflow.logs import get_log
 from streamflow.settings import Settings
@@ -23,15 +24,32 @@ class DbtError(RuntimeError):
     pass
 
 
-def dbt_env(settings: Settings) -> dict[str, str]:
-    env = {**os.environ, **settings.warehouse_env()}
+def warehouse_env_from_dsn(dsn: str) -> dict[str, str]:
+    """The profile's variables (dbt/profiles.yml) for a ``postgresql://`` URL (benchmarks, tests)."""
+    url = urlsplit(dsn)
+    return {
+        "STREAMFLOW_WAREHOUSE_HOST": url.hostname or "127.0.0.1",
+        "STREAMFLOW_WAREHOUSE_PORT": str(url.port or 5432),
+        "STREAMFLOW_WAREHOUSE_USER": unquote(url.username or ""),
+        "STREAMFLOW_WAREHOUSE_PASSWORD": unquote(url.password or ""),
+        "STREAMFLOW_WAREHOUSE_DB": url.path.lstrip("/") or "warehouse",
+    }
+
+
+def dbt_env(settings: Settings, warehouse_dsn: str | None = None) -> dict[str, str]:
+    warehouse = warehouse_env_from_dsn(warehouse_dsn) if warehouse_dsn else settings.warehouse_env()
+    env = {**os.environ, **warehouse}
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     return env
 
 
 def run_dbt(settings: Settings, args: list[str], *, target_path: Path, echo: bool = True,
-            check: bool = True) -> dict[str, Any]:
-    """Run ``dbt <args>``; return run_results.json (or {} when the command writes none)."""
+            check: bool = True, warehouse_dsn: str | None = None, timeout_s: float | None = None) -> dict[str, Any]:
+    """Run ``dbt <args>``; return run_results.json (or {} when the command writes none).
+
+    ``warehouse_dsn`` points dbt at another database than the platform's warehouse (a benchmark's or
+    a test's throwaway one). The result also carries ``_returncode`` and ``_output`` (the tail of
+    dbt's stdout + stderr)."""
     target_path.mkdir(parents=True, exist_ok=True)
     argv = [
         str(settings.dbt_executable), *args,
@@ -39,17 +57,20 @@ def run_dbt(settings: Settings, args: list[str], *, target_path: Path, echo: boo
         "--profiles-dir", str(settings.dbt_project_dir),
         "--target-path", str(target_path),
     ]
-    env = dbt_env(settings)
+    env = dbt_env(settings, warehouse_dsn)
     env["DBT_LOG_PATH"] = str(target_path / "logs")
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, cwd=settings.dbt_project_dir)
+    results_file = target_path / "run_results.json"
+    results_file.unlink(missing_ok=True)  # never report a previous command's results as this one's
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, cwd=settings.dbt_project_dir,
+                          timeout=timeout_s)
     if echo:
         print(proc.stdout[-20000:], flush=True)
-    results_file = target_path / "run_results.json"
     results: dict[str, Any] = json.loads(results_file.read_text()) if results_file.exists() else {}
     if check and proc.returncode != 0:
         raise DbtError(f"`dbt {' '.join(args)}` failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}\n"
                        f"{proc.stderr[-2000:]}")
     results["_returncode"] = proc.returncode
+    results["_output"] = (proc.stdout[-20000:] + proc.stderr[-4000:])
     return results
 
 

@@ -1,36 +1,15 @@
-"""Run the project's dbt (its own venv) as a subprocess against a given warehouse DSN, keeping every
-artefact (target, logs, partial-parse state) out of the repository."""
+"""The project's dbt against a given warehouse DSN, through the platform's own runner
+(``streamflow.dbt_runner.run_dbt``), with every artefact (target, logs, partial-parse state) under
+the test's work directory, and the results in a shape convenient for assertions."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-PROJECT_DIR = REPO_ROOT / "dbt"
-
-
-def dbt_executable() -> Path:
-    configured = os.environ.get("STREAMFLOW_DBT_EXECUTABLE_PATH")
-    return Path(configured) if configured else REPO_ROOT / ".streamflow" / "venvs" / "dbt" / "bin" / "dbt"
-
-
-def warehouse_env(dsn: str) -> dict[str, str]:
-    """The profile's variables (dbt/profiles.yml) for a postgresql:// URL."""
-    url = urlsplit(dsn)
-    return {
-        "STREAMFLOW_WAREHOUSE_HOST": url.hostname or "127.0.0.1",
-        "STREAMFLOW_WAREHOUSE_PORT": str(url.port or 5432),
-        "STREAMFLOW_WAREHOUSE_USER": unquote(url.username or ""),
-        "STREAMFLOW_WAREHOUSE_PASSWORD": unquote(url.password or ""),
-        "STREAMFLOW_WAREHOUSE_DB": url.path.lstrip("/") or "warehouse",
-    }
+from streamflow import dbt_runner
+from streamflow.settings import load_settings
 
 
 @dataclass
@@ -51,18 +30,9 @@ class DbtRun:
 
 def run_dbt(args: list[str], *, dsn: str, work_dir: Path, check: bool = True, timeout: float = 600) -> DbtRun:
     """``dbt <args>`` with target/logs under ``work_dir``; raises on a non-zero exit when ``check``."""
-    target = work_dir / "target"
-    profiles_dir = work_dir / "profiles"  # a copy: dbt writes .user.yml next to profiles.yml
-    profiles_dir.mkdir(exist_ok=True)
-    shutil.copyfile(PROJECT_DIR / "profiles.yml", profiles_dir / "profiles.yml")
-    argv = [str(dbt_executable()), *args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(profiles_dir),
-            "--target-path", str(target), "--log-path", str(work_dir / "logs")]
-    env = {**os.environ, **warehouse_env(dsn), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    (target / "run_results.json").unlink(missing_ok=True)
-    proc = subprocess.run(argv, env=env, cwd=work_dir, capture_output=True, text=True, timeout=timeout, check=False)
-    results_file = target / "run_results.json"
-    results = json.loads(results_file.read_text())["results"] if results_file.exists() else []
-    run = DbtRun(args, proc.returncode, proc.stdout + proc.stderr, results)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"`dbt {' '.join(args)}` exited {proc.returncode}: {run.failures()}\n{run.output[-6000:]}")
+    result = dbt_runner.run_dbt(load_settings(), args, target_path=work_dir / "target", echo=False, check=False,
+                                warehouse_dsn=dsn, timeout_s=timeout)
+    run = DbtRun(args, int(result["_returncode"]), str(result["_output"]), list(result.get("results", [])))
+    if check and run.returncode != 0:
+        raise AssertionError(f"`dbt {' '.join(args)}` exited {run.returncode}: {run.failures()}\n{run.output[-6000:]}")
     return run

@@ -106,13 +106,37 @@ def figures(output_dir: Path) -> Iterator[list[Outcome]]:
 
 @pytest.fixture
 def heal(stack: Settings) -> Iterator[None]:
-    """Whatever a fault took down (Airflow on a restarted PostgreSQL, a job cluster) is back afterwards."""
+    """Whatever a fault took down (Airflow on a restarted PostgreSQL, a job cluster) is back afterwards,
+    and every job has caught up with the topic, so the next test does not start while one is still in
+    a restart back-off (up to a minute after a PostgreSQL restart) or replaying from its checkpoint."""
     running = [s.name for s in supervisor.status(stack) if s.running]
     yield
     supervisor.up(stack, running)
     specs = load_all()
     for name in JOBS:
         flink_local.deploy(specs[name], stack)
+    _wait_until_caught_up(stack, [specs[name].args[specs[name].args.index("--group-id") + 1] for name in JOBS])
+
+
+def _wait_until_caught_up(settings: Settings, groups: list[str], timeout_s: float = 240.0) -> None:
+    """Best effort (a teardown): each consumer group has committed the topic's current end offsets
+    (the jobs commit on checkpoints, every STREAMFLOW_FLINK_CHECKPOINT_INTERVAL_S)."""
+    ends = _topic_end_offsets(settings)
+    topic = settings.topic_transactions
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        behind = []
+        for group in groups:
+            consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group})
+            try:
+                committed = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=10)
+            finally:
+                consumer.close()
+            if any(tp.offset < ends[tp.partition] for tp in committed):
+                behind.append(group)
+        if not behind:
+            return
+        time.sleep(2)
 
 
 # ---- measuring -------------------------------------------------------------------------------------
