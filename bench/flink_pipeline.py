@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
+from streamflow import consumer_lag
 from streamflow.flink_spec import load_all
 from streamflow.runtime import flink_local
 from streamflow.settings import Settings, load_settings
@@ -45,26 +46,6 @@ def _bronze_count(dsn: str, prefix: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _end_offsets(settings: Settings) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "bench-offsets"})
-    topic = settings.topic_transactions
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-    consumer.close()
-    return ends
-
-
-def _committed(settings: Settings, group: str, partitions: list[int]) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group})
-    offsets = consumer.committed([TopicPartition(settings.topic_transactions, p) for p in partitions], timeout=10)
-    consumer.close()
-    return {tp.partition: tp.offset for tp in offsets}
-
-
-def _group_of(spec_args: tuple[str, ...]) -> str:
-    return spec_args[spec_args.index("--group-id") + 1]
-
-
 def _rss_mb(pid_file: Path) -> float | None:
     try:
         pid = int(json.loads(pid_file.read_text())["pid"])
@@ -76,21 +57,8 @@ def _rss_mb(pid_file: Path) -> float | None:
     return None
 
 
-def _drain(settings: Settings, groups: dict[str, str], timeout_s: float = 900) -> float:
-    """Wait until every job has committed the topic's current end offsets (a backlog left by earlier
-    runs would otherwise be counted as this run's throughput); returns the seconds waited."""
-    began = time.monotonic()
-    ends = _end_offsets(settings)
-    while time.monotonic() - began < timeout_s:
-        if all(all(_committed(settings, g, list(ends)).get(p, -1) >= end for p, end in ends.items())
-               for g in groups.values()):
-            break
-        time.sleep(2.0)
-    return time.monotonic() - began
-
-
 def throughput(settings: Settings, groups: dict[str, str]) -> list[dict[str, Any]]:
-    drained_s = _drain(settings, groups)
+    drained_s = consumer_lag.wait_until_caught_up(settings, groups.values(), timeout_s=900)
     seed = int(time.time()) % 1_000_000_000
     prefix = f"t-{seed}-"
     generator = [str(settings.venv_python("generator")), "-m", "generator", "--seed", str(seed),
@@ -100,7 +68,7 @@ def throughput(settings: Settings, groups: dict[str, str]) -> list[dict[str, Any
     subprocess.run(generator, cwd=settings.repo_root, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     produced_s = time.monotonic() - began
-    ends = _end_offsets(settings)
+    ends = consumer_lag.end_offsets(settings)
     bronze_s = None
     caught_up: dict[str, float] = {}
     deadline = began + 900
@@ -108,10 +76,8 @@ def throughput(settings: Settings, groups: dict[str, str]) -> list[dict[str, Any
         if bronze_s is None and _bronze_count(settings.warehouse_dsn, prefix) >= THROUGHPUT_EVENTS:
             bronze_s = time.monotonic() - began
         for job, group in groups.items():
-            if job not in caught_up:
-                committed = _committed(settings, group, list(ends))
-                if all(committed.get(p, -1) >= end for p, end in ends.items()):
-                    caught_up[job] = time.monotonic() - began
+            if job not in caught_up and consumer_lag.has_caught_up(settings, group, ends):
+                caught_up[job] = time.monotonic() - began
         time.sleep(1.0)
     figures = [{"figure": "generator -> Kafka (producer only)", "value": round(THROUGHPUT_EVENTS / produced_s),
                 "unit": "events/s", "goal": "informational", "notes": f"{THROUGHPUT_EVENTS} events"}]
@@ -228,7 +194,7 @@ def run() -> list[dict[str, Any]]:
     try:
         for name in JOBS:
             flink_local.deploy(specs[name], settings)
-        groups = {name: _group_of(specs[name].args) for name in JOBS}
+        groups = {name: specs[name].kafka_group_id for name in JOBS}
         figures += throughput(settings, groups)
         figures += latency(settings)
         figures += memory(settings)

@@ -31,6 +31,10 @@ TARGET_NAME = "local"
 WATCHER_SENSOR_ARGS: dict[str, Any] = {"deferrable": False, "poke_interval": 2}
 
 
+def _watcher(settings: Settings) -> bool:
+    return settings.dbt_execution_mode is DbtExecutionMode.WATCHER
+
+
 def project_config(settings: Settings) -> ProjectConfig:
     return ProjectConfig(
         dbt_project_path=settings.dbt_project_dir,
@@ -52,7 +56,7 @@ def execution_config(settings: Settings) -> ExecutionConfig:
     # BUILDABLE: a test that spans several models (e.g. silver vs gold reconciliation) runs with the
     # last of them, never with a parent whose sibling has not been built yet.
     # The watcher's producer builds the whole selection in one command: it needs the same flag.
-    watcher = settings.dbt_execution_mode is DbtExecutionMode.WATCHER
+    watcher = _watcher(settings)
     return ExecutionConfig(
         execution_mode=ExecutionMode.WATCHER if watcher else ExecutionMode.LOCAL,
         dbt_executable_path=str(settings.dbt_executable),
@@ -65,11 +69,10 @@ def execution_config(settings: Settings) -> ExecutionConfig:
 def render_config(settings: Settings, select: list[str]) -> RenderConfig:
     # The watcher has no per-model `dbt build` task (the producer builds everything, tests included):
     # a model's tests get their own sensor task right after it (AFTER_EACH) instead.
-    watcher = settings.dbt_execution_mode is DbtExecutionMode.WATCHER
     return RenderConfig(
         load_method=LoadMode.DBT_MANIFEST,
         select=select,
-        test_behavior=TestBehavior.AFTER_EACH if watcher else TestBehavior.BUILD,
+        test_behavior=TestBehavior.AFTER_EACH if _watcher(settings) else TestBehavior.BUILD,
         dbt_executable_path=str(settings.dbt_executable),
         invocation_mode=InvocationMode.SUBPROCESS,
     )
@@ -77,7 +80,7 @@ def render_config(settings: Settings, select: list[str]) -> RenderConfig:
 
 def dbt_group(group_id: str, select: list[str], settings: Settings, **operator_args: Any) -> DbtTaskGroup:
     """A Cosmos task group: one Airflow task per dbt model in ``select``."""
-    if settings.dbt_execution_mode is DbtExecutionMode.WATCHER:
+    if _watcher(settings):
         operator_args = {**WATCHER_SENSOR_ARGS, **operator_args}
     return DbtTaskGroup(
         group_id=group_id,
@@ -103,7 +106,7 @@ def dbt_layers(settings: Settings) -> tuple[TaskGroup, TaskGroup]:
     both layers (silver vs gold reconciliation) runs in the same build as both its models; two groups
     would make the silver model's test task wait for a test that only the gold build runs.
     """
-    if settings.dbt_execution_mode is DbtExecutionMode.WATCHER:
+    if _watcher(settings):
         group = dbt_group(ALL_LAYERS_GROUP, SILVER + GOLD, settings)
         return group, group
     staging = dbt_group("dbt_staging", SILVER, settings)

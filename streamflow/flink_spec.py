@@ -69,6 +69,11 @@ class FlinkJobSpec:
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @property
+    def kafka_group_id(self) -> str:
+        """The Kafka consumer group the job commits its source offsets under (``--group-id``)."""
+        return _arg_value(self.args, "--group-id") or ""
+
+    @property
     def python_module(self) -> str:
         """The ``-pym`` module of a PythonDriver job (``flink_app.jobs.fraud_detector``)."""
         return _arg_value(self.args, "-pym") or ""

@@ -35,7 +35,7 @@ class Runtime(StrEnum):
 
 
 class DbtExecutionMode(StrEnum):
-    """How Cosmos runs the per-model dbt tasks (ADR 0007)."""
+    """How Cosmos runs the per-model dbt tasks (ADR 0008; ``local`` is ADR 0007)."""
 
     LOCAL = "local"  # one `dbt build --select <model>` process per task
     WATCHER = "watcher"  # one `dbt build` per task group; per-model tasks watch its progress

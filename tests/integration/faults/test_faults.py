@@ -41,6 +41,7 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from streamflow import consumer_lag
 from streamflow.flink_spec import load_all
 from streamflow.runtime import flink_local
 from streamflow.settings import Settings
@@ -115,28 +116,8 @@ def heal(stack: Settings) -> Iterator[None]:
     specs = load_all()
     for name in JOBS:
         flink_local.deploy(specs[name], stack)
-    _wait_until_caught_up(stack, [specs[name].args[specs[name].args.index("--group-id") + 1] for name in JOBS])
-
-
-def _wait_until_caught_up(settings: Settings, groups: list[str], timeout_s: float = 240.0) -> None:
-    """Best effort (a teardown): each consumer group has committed the topic's current end offsets
-    (the jobs commit on checkpoints, every STREAMFLOW_FLINK_CHECKPOINT_INTERVAL_S)."""
-    ends = _topic_end_offsets(settings)
-    topic = settings.topic_transactions
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        behind = []
-        for group in groups:
-            consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group})
-            try:
-                committed = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=10)
-            finally:
-                consumer.close()
-            if any(tp.offset < ends[tp.partition] for tp in committed):
-                behind.append(group)
-        if not behind:
-            return
-        time.sleep(2)
+    # best effort (a teardown): a job still behind after 4 minutes shows up in the next test instead
+    consumer_lag.wait_until_caught_up(stack, [specs[name].kafka_group_id for name in JOBS], timeout_s=240)
 
 
 # ---- measuring -------------------------------------------------------------------------------------
@@ -179,16 +160,6 @@ class Probe(threading.Thread):
         """The first time after ``back_at`` at which the count exceeds ``back_count`` (the count read
         right when the failed part was back)."""
         return next((t for t, c in self.samples if t > back_at and c > back_count), None)
-
-
-def _topic_end_offsets(settings: Settings) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "streamflow-fault-probe"})
-    try:
-        topic = settings.topic_transactions
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
-    finally:
-        consumer.close()
 
 
 def _dlq_records(settings: Settings, wanted: set[tuple[int, int]]) -> Counter[tuple[int, int, str]]:
@@ -242,7 +213,7 @@ def run_case(settings: Settings, output_dir: Path, fault: str,
     prefix = f"t-{seed}-"
     ledger_path = output_dir / f"fault-{fault}-ledger.jsonl"
     outcome = Outcome(fault)
-    offsets_before = _topic_end_offsets(settings)
+    offsets_before = consumer_lag.end_offsets(settings)
     probe = Probe(settings.warehouse_dsn, prefix)
     probe.start()
     generator = _start_generator(settings, seed, ledger_path, output_dir / f"fault-{fault}-generator.log")
@@ -287,7 +258,7 @@ def run_case(settings: Settings, output_dir: Path, fault: str,
     outcome.lost = len(set(valid) - set(landed))
     outcome.duplicated = sum(n - 1 for n in landed.values()) + len(set(landed) - set(valid))
     outcome.wrong_source = sum(1 for tid, part, off in bronze if tid in valid and valid[tid] != (part, off))
-    offsets_after = _topic_end_offsets(settings)
+    offsets_after = consumer_lag.end_offsets(settings)
     outcome.kafka_extra = sum(offsets_after.values()) - sum(offsets_before.values()) - len(delivered)
 
     dlq = _dlq_records(settings, set(malformed))

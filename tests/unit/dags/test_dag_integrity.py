@@ -37,6 +37,11 @@ def parsed(runtime: str, dbt_execution_mode: str = "watcher") -> dict[str, Any]:
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
+SILVER_MODELS = ("stg_transactions", "stg_fraud_alerts", "int_customer_stats")
+GOLD_MODELS = ("dim_customer", "dim_store", "fct_transactions", "fct_fraud_alerts", "agg_hourly_sales",
+               "agg_daily_fraud")
+
+
 RUNTIMES = ["local", "kubernetes"]
 EXPECTED_DAGS = {"bootstrap_pipeline", "dbt_quality", "dbt_transform"}
 
@@ -83,11 +88,6 @@ def test_bootstrap_pipeline_structure(runtime: str) -> None:
     assert roots and all(tasks[t]["upstream"] == ["wait_for_bronze"] for t in roots)
     assert all(t.startswith("dbt_models.") for t in tasks["publish_dbt_docs"]["upstream"])
     assert tasks["summary"]["upstream"] == ["publish_dbt_docs"]
-
-
-SILVER_MODELS = ("stg_transactions", "stg_fraud_alerts", "int_customer_stats")
-GOLD_MODELS = ("dim_customer", "dim_store", "fct_transactions", "fct_fraud_alerts", "agg_hourly_sales",
-               "agg_daily_fraud")
 
 
 def test_watcher_mode_runs_one_dbt_build_and_watches_each_model() -> None:

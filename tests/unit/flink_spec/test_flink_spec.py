@@ -40,6 +40,7 @@ def test_every_job_has_a_valid_flinkdeployment():
         assert spec.image.startswith("streamflow/flink:")
         assert spec.entry_class == flink_spec.PYTHON_DRIVER
         assert spec.python_module == f"flink_app.jobs.{name.replace('-', '_')}"
+        assert spec.kafka_group_id == f"streamflow-{name}"  # what benchmarks and fault tests watch
         assert spec.upgrade_mode == "savepoint"
         conf = spec.flink_configuration
         assert conf["execution.checkpointing.mode"] == "EXACTLY_ONCE"

@@ -1,0 +1,57 @@
+"""How far the Flink jobs' Kafka consumer groups are behind a topic's end.
+
+The jobs commit their source offsets on checkpoints, so "a group has committed the end offsets" means
+everything produced so far is processed *and* checkpointed. Benchmarks use it to start from a drained
+topic, the fault tests to hand a healthy, caught-up pipeline to the next test.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from confluent_kafka import Consumer, TopicPartition
+
+from streamflow.settings import Settings
+
+
+def end_offsets(settings: Settings, topic: str | None = None) -> dict[int, int]:
+    """Partition -> next offset to be written (the high watermark) of ``topic`` (transactions by default)."""
+    topic = topic or settings.topic_transactions
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "streamflow-offsets-probe"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    finally:
+        consumer.close()
+
+
+def committed_offsets(settings: Settings, group: str, partitions: Iterable[int],
+                      topic: str | None = None) -> dict[int, int]:
+    """Partition -> offset ``group`` has committed (negative when it has committed none)."""
+    topic = topic or settings.topic_transactions
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group})
+    try:
+        offsets = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+    finally:
+        consumer.close()
+    return {tp.partition: tp.offset for tp in offsets}
+
+
+def has_caught_up(settings: Settings, group: str, ends: dict[int, int], topic: str | None = None) -> bool:
+    committed = committed_offsets(settings, group, ends, topic)
+    return all(committed.get(p, -1) >= end for p, end in ends.items())
+
+
+def wait_until_caught_up(settings: Settings, groups: Iterable[str], timeout_s: float,
+                         topic: str | None = None) -> float:
+    """Wait (at most ``timeout_s``) until every group has committed the topic's current end offsets;
+    returns the seconds waited. Does not raise on timeout: callers report or ignore the lag."""
+    groups = list(groups)
+    began = time.monotonic()
+    ends = end_offsets(settings, topic)
+    while time.monotonic() - began < timeout_s:
+        if all(has_caught_up(settings, g, ends, topic) for g in groups):
+            break
+        time.sleep(2.0)
+    return time.monotonic() - began
