@@ -5,6 +5,14 @@ JDBC sinks are Flink SQL tables with a PRIMARY KEY, so the Postgres dialect writ
 Timestamps, JSON payloads and text arrays are passed as strings with ``stringtype=unspecified`` on
 the JDBC URL, so PostgreSQL casts them to the column's type (timestamptz, jsonb, text[]); the
 connector itself cannot write arrays to PostgreSQL.
+
+Bronze tables that take rows derived from outside input are written through their *inbox*
+(:data:`INBOXES`, migration V012): an always-empty table with the same columns as text whose BEFORE
+INSERT trigger upserts each row into the real table inside its own subtransaction and, if PostgreSQL
+refuses the row, files it with the SQLSTATE and message in ``bronze.sink_rejects``. One refused row
+then costs one dead-letter row instead of a failed JDBC batch and a job restart loop
+(docs/adr/0009-no-message-stops-ingestion.md). Jobs name the real table; :meth:`JdbcOptions.sink`
+picks the inbox.
 """
 
 from __future__ import annotations
@@ -21,11 +29,26 @@ def with_clause(options: Mapping[str, str]) -> str:
     return "WITH (\n  " + ",\n  ".join(f"{_quote(k)} = {_quote(v)}" for k, v in options.items()) + "\n)"
 
 
+JDBC_URL_DEFAULTS = (
+    # string parameters take the column's type server-side (timestamptz, jsonb, text[])
+    ("stringtype", "unspecified"),
+    # the driver sends a batch as multi-row INSERTs (issue 13; measured in ADR 0009)
+    ("reWriteBatchedInserts", "true"),
+)
+
+# Real bronze table -> the inbox the JDBC sink writes instead (streamflow/migrations/V012__sink_inboxes.sql).
+INBOXES = {
+    "bronze.raw_transactions": "bronze.raw_transactions_inbox",
+    "bronze.raw_fraud_alerts": "bronze.raw_fraud_alerts_inbox",
+}
+
+
 def jdbc_url_for_strings(url: str) -> str:
-    """Add ``stringtype=unspecified`` so string parameters take the column's type server-side."""
-    if "stringtype=" in url:
-        return url
-    return url + ("&" if "?" in url else "?") + "stringtype=unspecified"
+    """Add the driver options the sinks rely on (:data:`JDBC_URL_DEFAULTS`) unless the URL sets them."""
+    for key, value in JDBC_URL_DEFAULTS:
+        if f"{key}=" not in url:
+            url += ("&" if "?" in url else "?") + f"{key}={value}"
+    return url
 
 
 @dataclass(frozen=True)
@@ -99,10 +122,11 @@ class JdbcOptions:
     batch_interval: str = "1s"
 
     def sink(self, table: str) -> dict[str, str]:
+        """Options of a JDBC upsert sink into ``table`` (through its inbox when it has one)."""
         return {
             "connector": "jdbc",
             "url": jdbc_url_for_strings(self.url),
-            "table-name": table,
+            "table-name": INBOXES.get(table, table),
             "username": self.user,
             "password": self.password,
             "sink.buffer-flush.max-rows": str(self.batch_rows),

@@ -1,10 +1,13 @@
 """transaction_processor: every event from ``transactions.raw`` ends in bronze or in the DLQ.
 
 Kafka (raw bytes + topic/partition/offset metadata, offsets committed on checkpoint)
-  -> Python ProcessFunction: decode + validate against the generator's schema (flink_app.events)
-     -> valid:   bronze.raw_transactions (JDBC upsert on transaction_id, batched, flushed on checkpoint)
+  -> Python ProcessFunction: decode + validate against the generator's schema and the sink limits
+     (flink_app.events: strict JSON, no NUL/lone surrogates, bounded ids/amount/event time)
+     -> valid:   bronze.raw_transactions (JDBC upsert on transaction_id, batched, flushed on checkpoint,
+                 through the table's inbox: a row PostgreSQL still refuses lands in bronze.sink_rejects)
      -> invalid: dlq.errors (side output; original bytes base64, reason, partition/offset)
-The Python function never raises on bad input, so a poison message cannot crash-loop the job.
+The Python function never raises on bad input and the sink never fails on a bad row, so a poison
+message cannot crash-loop the job (docs/adr/0009-no-message-stops-ingestion.md).
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ DLQ_TAG = OutputTag("dlq", KV_TYPE)
 
 
 class Validate(ProcessFunction):  # type: ignore[misc]
-    def __init__(self, schema_path: str, max_bytes: int) -> None:
+    def __init__(self, schema_path: str, max_bytes: int,
+                 max_future_skew_s: float = events.DEFAULT_MAX_FUTURE_SKEW_S) -> None:
         self.schema_path = schema_path
         self.max_bytes = max_bytes
+        self.max_future_skew_s = max_future_skew_s
         self.validator = None
 
     def open(self, runtime_context):  # type: ignore[no-untyped-def]
@@ -41,12 +46,14 @@ class Validate(ProcessFunction):  # type: ignore[misc]
         raw, topic, partition, offset = row[0], row[1], row[2], row[3]
         raw = bytes(raw) if raw is not None else None
         try:
-            result = events.parse_event(raw, self.validator, self.max_bytes)
-        except Exception as error:
-            result = events.Invalid("internal_error", f"{type(error).__name__}: {error}"[:500])
+            result = events.parse_event(raw, self.validator, self.max_bytes, max_future_skew_s=self.max_future_skew_s)
+            if isinstance(result, events.Transaction):
+                # built inside the try: a value that cannot be serialised goes to the DLQ, not up the stack
+                bronze = Row(*events.bronze_row(result, topic, partition, offset, now_iso()))
+        except Exception as error:  # a bug of ours, never the input's fault: keep the message, say why
+            result = events.Invalid(events.INTERNAL_ERROR, f"{type(error).__name__}: {error}"[:500])
         if isinstance(result, events.Transaction):
-            yield Row(result.transaction_id, json.dumps(result.payload, separators=(",", ":")),
-                      topic, partition, offset, result.event_time, now_iso())
+            yield bronze
         else:
             record = events.dlq_record(raw, result, topic=topic, partition=partition, offset=offset)
             yield DLQ_TAG, Row(record["error_id"], json.dumps(record, separators=(",", ":")))
@@ -70,8 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     t_env.execute_sql(sql.keyed_bytes_sink_ddl("dlq_sink", kafka.sink(args.dlq_topic, f"{args.group_id}-dlq")))
 
     raw = t_env.to_data_stream(t_env.from_path("source_raw"))
-    validated = raw.process(Validate(str(events.schema_path()), args.max_event_bytes), output_type=BRONZE_TYPE) \
-        .name("validate").uid("validate")
+    validate = Validate(str(events.schema_path()), args.max_event_bytes, args.max_future_skew_seconds)
+    validated = raw.process(validate, output_type=BRONZE_TYPE).name("validate").uid("validate")
     statements = t_env.create_statement_set()
     statements.add_insert("bronze_raw_transactions", t_env.from_data_stream(validated))
     statements.add_insert("dlq_sink", t_env.from_data_stream(validated.get_side_output(DLQ_TAG)))
