@@ -1,47 +1,61 @@
 # StreamFlow — two commands: `make up` (stack + bootstrap_pipeline) and `make test` (all tests).
+# `make up` installs only what the local stack needs (scripts/setup.sh); `make test` adds the test tools
+# (scripts/setup_test_tools.sh: dev venv, Kubernetes tools, chromium, actionlint).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-VENV := .streamflow/venvs
+INSTALL := $(or $(STREAMFLOW_INSTALL_DIR),$(STREAMFLOW_STATE_DIR),.streamflow)
+VENV := $(INSTALL)/venvs
 SF := bin/streamflow
 DEV_PY := $(VENV)/dev/bin/python
 FLINK_PY := $(VENV)/flink/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status bootstrap test test-unit lint bench images k8s-render k8s-deploy k8s-api clean
+.PHONY: help preflight setup setup-test up down status doctor bootstrap test test-unit lint bench images k8s-render k8s-deploy k8s-api clean
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: ## install everything the stack needs (idempotent; apt, uv venvs from locks/, Maven jars)
+preflight: ## list every missing prerequisite with the command that installs it (stack + tests)
+	@bash scripts/preflight.sh --test
+
+setup: ## install what the local stack needs (idempotent; apt, uv venvs from locks/, Maven jars, dbt manifest)
 	@bash scripts/setup.sh
-	@$(SF) prepare
+
+setup-test: setup ## also install what the tests need (dev venv, kustomize/CRDs, kube-apiserver, chromium, actionlint)
+	@bash scripts/setup_test_tools.sh
 
 up: setup ## start the local stack, run bootstrap_pipeline to a populated gold layer, print the URLs
+	@echo "[up 1/3] local stack: PostgreSQL, Kafka, Airflow (~60 s; ~90 s the first time)"
 	@$(SF) up
+	@echo "[up 2/3] bootstrap_pipeline: topics, Flink jobs, generator, bronze, dbt silver + gold (~3-5 min the first time)"
 	@$(SF) bootstrap
+	@echo "[up 3/3] status"
 	@$(SF) status || true
 
 down: ## stop every local service and Flink job
 	@$(SF) down
 
-status: ## services, URLs, credentials
+status: ## services, URLs, credentials, consumer lag
 	@$(SF) status
+
+doctor: ## check every part (services, Flink jobs, lag, DLQ, dbt_quality, disk) and print the fixes
+	@$(SF) doctor
 
 bootstrap: ## trigger bootstrap_pipeline on a running stack and follow it
 	@$(SF) bootstrap
 
-test: setup lint ## set-up + lint + the whole test suite (unit, integration, e2e)
+test: setup-test lint ## set-up + lint + the whole test suite (unit, integration, e2e)
 	@bash scripts/run_tests.sh $(PYTEST_ARGS)
 
-test-unit: setup ## unit tests only (seconds, no services)
+test-unit: setup-test ## unit tests only (seconds, no services)
 	@$(DEV_PY) -m pytest tests/unit -q -p no:cacheprovider
 	@$(FLINK_PY) -m pytest tests/flink -q --confcutdir=tests/flink
 
-lint: setup ## ruff + mypy
+lint: setup-test ## ruff + mypy
 	@$(VENV)/dev/bin/ruff check .
 	@$(VENV)/dev/bin/mypy streamflow generator dags plugins bench
 
-bench: setup ## run every benchmark (or one: make bench B=generator_throughput) and regenerate bench/BENCHMARKS.md
+bench: setup-test ## run every benchmark (or one: make bench B=generator_throughput) and regenerate bench/BENCHMARKS.md
 	@$(DEV_PY) -m bench $(B)
 
 images: ## build the container images (needs a Docker engine)
@@ -56,5 +70,5 @@ k8s-deploy: ## install the operators with Helm, then apply the overlay (needs a 
 k8s-api: ## start a real kube-apiserver + etcd on 127.0.0.1 (for trying the kubernetes runtime)
 	@bash scripts/k8s_api.sh
 
-clean: down ## stop and delete all local state (.streamflow/)
-	rm -rf .streamflow
+clean: ## stop everything and delete all local state (.streamflow/); works after a failed set-up too
+	@bash scripts/clean.sh

@@ -1,8 +1,8 @@
 """bootstrap_pipeline — bring the whole platform to life, idempotently (manual trigger).
 
 preflight → provision (topics + bronze migrations) → deploy the three Flink jobs and wait until they
-really run → launch the generator (bounded) → wait for bronze → dbt silver → gold (Cosmos, a task per
-model) → publish dbt docs for the lineage portal → summary.
+are healthy (stable, checkpointing) → launch the generator (bounded) → wait for this run's events in
+bronze → dbt silver → gold (Cosmos, a task per model) → publish dbt docs for the lineage portal → summary.
 The runtime (local processes or Kubernetes) comes from STREAMFLOW_RUNTIME; this file never changes.
 """
 
@@ -45,12 +45,18 @@ with DAG(
         provision >> deploy
         jobs_running.append(running)
 
+    # This run's events are the offsets the generator adds to transactions.raw: noted right before and
+    # right after it, then wait_for_bronze waits for exactly those (old rows never count; ADR 0010).
+    offsets_before = PythonOperator(task_id="transactions_offsets_before",
+                                    python_callable=pipeline.transactions_offsets_before)
     generator = runtime.generator()
+    offsets_after = PythonOperator(task_id="transactions_offsets_after",
+                                   python_callable=pipeline.transactions_offsets_after)
     wait_for_bronze = PythonSensor(
         task_id="wait_for_bronze",
         python_callable=pipeline.bronze_ready,
         poke_interval=5,
-        timeout=settings.bronze_wait_timeout_s,
+        timeout=settings.bronze_wait_timeout_s + 120,  # backstop: bronze_ready raises first, naming what is missing
         mode="poke",
         outlets=[BRONZE],
     )
@@ -61,5 +67,5 @@ with DAG(
                              execution_timeout=timedelta(minutes=5))
 
     preflight >> provision
-    jobs_running >> generator >> wait_for_bronze >> silver
+    jobs_running >> offsets_before >> generator >> offsets_after >> wait_for_bronze >> silver
     gold >> publish_docs >> summary

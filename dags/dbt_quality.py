@@ -2,6 +2,10 @@
 
 Results are kept in quality.dbt_test_results (the lineage portal charts them); a failing check
 records an alert in quality.alerts and posts it to STREAMFLOW_ALERT_WEBHOOK_URL when configured.
+A task is green only when dbt checked something in this run and nothing failed: dbt erroring
+(bad credentials), missing or stale results files and a stale bronze source (ingestion stopped)
+all fail it. The checks are skipped only while the pipeline was never bootstrapped; the
+``pipeline_bootstrapped`` task's log and the Data Quality page say so.
 """
 
 from __future__ import annotations

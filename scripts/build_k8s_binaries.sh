@@ -9,32 +9,75 @@
 # published v0.X.Y twin can `go build` the commands. etcd's server is already in that dependency graph
 # (k8s.io/kubernetes requires go.etcd.io/etcd/server/v3), so it builds from the same module.
 #
-# Idempotent: if the three binaries exist for the pinned versions, it prints their directory and exits
-# in milliseconds. Prints only the binary directory on stdout (logs go to stderr), so callers can do
-#   BIN="$(bash scripts/build_k8s_binaries.sh)"
+# Two sets, one directory:
+#   bash scripts/build_k8s_binaries.sh         etcd kube-apiserver kubectl (the API test harness)
+#   bash scripts/build_k8s_binaries.sh node    + kubelet kube-controller-manager kube-scheduler kube-proxy
+#                                              and coredns (its own module github.com/coredns/coredns, at
+#                                              the version kubeadm pins for this Kubernetes release):
+#                                              what the single-node cluster of `make test-k8s` runs.
+# Idempotent: binaries that exist for the pinned versions are not rebuilt; when all requested ones exist
+# it prints their directory and exits in milliseconds. Prints only the binary directory on stdout (logs
+# go to stderr), so callers can do
+#   BIN="$(bash scripts/build_k8s_binaries.sh [node])"
 # The operators' CRDs are not built here: scripts/setup_k8s_tools.sh caches them at the versions
 # pinned in k8s/versions.env, and the test harness installs that cache.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STATE="${STREAMFLOW_STATE_DIR:-$ROOT/.streamflow}"
+STATE="${STREAMFLOW_INSTALL_DIR:-${STREAMFLOW_STATE_DIR:-$ROOT/.streamflow}}"   # the installation (settings.install_dir)
 K8S_VERSION="${STREAMFLOW_K8S_VERSION:-v1.36.3}"       # k8s.io/kubernetes on the module proxy
 STAGING_VERSION="v0.${K8S_VERSION#v1.}"                # k8s.io/api etc. publish v0.<minor>.<patch>
 ETCD_VERSION="${STREAMFLOW_ETCD_VERSION:-v3.6.8}"      # the version k8s.io/kubernetes v1.36.3 requires
+# kubeadm's CoreDNSVersion for v1.36 (cmd/kubeadm/app/constants): the DNS the cluster's pods resolve with.
+COREDNS_VERSION="${STREAMFLOW_COREDNS_VERSION:-v1.14.2}"
 KEY="kube-${K8S_VERSION}-etcd-${ETCD_VERSION}"
 OUT="$STATE/k8s-bin/$KEY"
 WORK="$STATE/k8s-build/$KEY"
-BINARIES=(etcd kube-apiserver kubectl)
+CORE=(etcd kube-apiserver kubectl)
+NODE=(kubelet kube-controller-manager kube-scheduler kube-proxy)
 
 log() { printf '[k8s-bin] %s\n' "$*" >&2; }
 die() { printf '[k8s-bin] ERROR: %s\n' "$*" >&2; exit 1; }
 
+# CoreDNS from its own module (its go.mod is self-contained: `go build` in a throwaway module that
+# requires it). The plugin set is CoreDNS's default (plugin.cfg as released), which includes the
+# kubernetes, forward, cache, health and ready plugins the cluster's Corefile uses.
+build_coredns() {
+  local dir="$STATE/k8s-build/coredns-${COREDNS_VERSION}"
+  mkdir -p "$dir"
+  (
+    cd "$dir"
+    log "building coredns ${COREDNS_VERSION} (module github.com/coredns/coredns)"
+    gomod="$(go mod download -json "github.com/coredns/coredns@${COREDNS_VERSION}" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
+    [[ -f "$gomod" ]] || die "could not download github.com/coredns/coredns@${COREDNS_VERSION}"
+    {
+      echo "module streamflow.local/corednsbin"
+      echo
+      echo "go $(awk '$1 == "go" {print $2; exit}' "$gomod")"
+      echo
+      echo "require github.com/coredns/coredns ${COREDNS_VERSION}"
+      # CoreDNS's own replace directives (if any) only apply in its main module: carry them over.
+      awk '$1 == "replace" && $2 != "(" {sub(/^replace /, ""); print "replace " $0}' "$gomod"
+    } > go.mod
+    go get "github.com/coredns/coredns@${COREDNS_VERSION}" >&2
+    nice -n 19 go build -trimpath \
+      -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=${COREDNS_VERSION}" \
+      -o "$OUT/coredns" github.com/coredns/coredns
+  )
+}
+
 # Everything runs from one function, parsed whole before it starts: editing this file while a (long)
 # build runs cannot derail it.
 main() {
-  [[ $# -eq 0 ]] || die "usage: $0 (no arguments; versions via STREAMFLOW_K8S_VERSION / STREAMFLOW_ETCD_VERSION)"
-  have_all() { for b in "${BINARIES[@]}"; do [[ -x "$OUT/$b" ]] || return 1; done; }
-  if have_all; then echo "$OUT"; return 0; fi
+  local set="${1:-core}" kube=() want=() missing=()
+  case "$#:$set" in
+    0:core|1:core) kube=("${CORE[@]}") ;;
+    1:node) kube=("${CORE[@]}" "${NODE[@]}"); want=(coredns) ;;
+    *) die "usage: $0 [core|node] (versions via STREAMFLOW_K8S_VERSION / STREAMFLOW_ETCD_VERSION / STREAMFLOW_COREDNS_VERSION)" ;;
+  esac
+  want=("${kube[@]}" "${want[@]}")
+  for b in "${want[@]}"; do [[ -x "$OUT/$b" ]] || missing+=("$b"); done
+  if ((${#missing[@]} == 0)); then echo "$OUT"; return 0; fi
 
   command -v go >/dev/null || die "go not found: the control plane is built with the Go toolchain (needs Go >= 1.26 for Kubernetes ${K8S_VERSION})"
   export GOFLAGS="-mod=mod -buildvcs=false"
@@ -69,8 +112,9 @@ main() {
   } > go.mod
   log "downloading modules (${#staging[@]} staging modules replaced by ${STAGING_VERSION})"
   # `go get` of the three command packages fills go.sum and raises any requirement they need.
-  go get "k8s.io/kubernetes/cmd/kube-apiserver@${K8S_VERSION}" "k8s.io/kubernetes/cmd/kubectl@${K8S_VERSION}" \
-    "go.etcd.io/etcd/server/v3@${ETCD_VERSION}" >&2
+  local pkgs=("go.etcd.io/etcd/server/v3@${ETCD_VERSION}")
+  for b in "${kube[@]}"; do [[ "$b" == etcd ]] || pkgs+=("k8s.io/kubernetes/cmd/$b@${K8S_VERSION}"); done
+  go get "${pkgs[@]}" >&2
   dl=$SECONDS
   log "modules ready in $((dl - start)) s; compiling (nice -n 19, GOMAXPROCS=${GOMAXPROCS:-all cores})"
 
@@ -81,11 +125,17 @@ main() {
   done
   tmp="$WORK/out"
   mkdir -p "$tmp"
-  nice -n 19 go build -trimpath -ldflags "$ldflags" -o "$tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-  nice -n 19 go build -trimpath -ldflags "$ldflags" -o "$tmp/kubectl" k8s.io/kubernetes/cmd/kubectl
-  nice -n 19 go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3
-  for b in "${BINARIES[@]}"; do mv -f "$tmp/$b" "$OUT/$b"; done
-  log "built ${BINARIES[*]} in $((SECONDS - start)) s (download $((dl - start)) s, compile $((SECONDS - dl)) s) -> $OUT"
+  for b in "${missing[@]}"; do
+    case "$b" in
+      etcd) nice -n 19 go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3 ;;
+      coredns) continue ;;
+      *) nice -n 19 go build -trimpath -ldflags "$ldflags" -o "$tmp/$b" "k8s.io/kubernetes/cmd/$b" ;;
+    esac
+    mv -f "$tmp/$b" "$OUT/$b"
+    log "built $b ($((SECONDS - dl)) s since the modules were ready)"
+  done
+  if [[ " ${missing[*]} " == *" coredns "* ]]; then build_coredns; fi
+  log "built ${missing[*]} in $((SECONDS - start)) s (download $((dl - start)) s, compile $((SECONDS - dl)) s) -> $OUT"
   du -sh "$OUT"/* >&2
   echo "$OUT"
 }

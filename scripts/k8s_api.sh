@@ -15,7 +15,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE="${STREAMFLOW_STATE_DIR:-$ROOT/.streamflow}"
 WORK="$STATE/k8s-api"
-PY="$STATE/venvs/dev/bin/python"
+PY="${STREAMFLOW_INSTALL_DIR:-$STATE}/venvs/dev/bin/python"
 PIDFILE="$WORK.pid"
 LOG="$STATE/logs/k8s-api.log"
 cd "$ROOT"

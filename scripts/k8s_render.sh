@@ -5,7 +5,7 @@
 # The output therefore contains Secrets: do not commit or paste it.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STATE="${STREAMFLOW_STATE_DIR:-$ROOT/.streamflow}"
+STATE="${STREAMFLOW_INSTALL_DIR:-${STREAMFLOW_STATE_DIR:-$ROOT/.streamflow}}"   # the installation (settings.install_dir)
 OVERLAY="${1:-$ROOT/k8s/overlays/single-node}"
 
 die() { printf '[k8s-render] ERROR: %s\n' "$*" >&2; exit 1; }

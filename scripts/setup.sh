@@ -1,97 +1,119 @@
 #!/usr/bin/env bash
-# Idempotent set-up for the local runtime: system packages, one venv per lock, JVM jars from Maven.
-# Every step writes a stamp (hash of its inputs) under .streamflow/stamps and is skipped when
-# nothing changed, so a warm `make up` / `make test` spends well under a second here.
+# Idempotent set-up of what the LOCAL STACK needs (`make up`): prerequisites, uv, one venv per lock,
+# JVM jars from Maven, the lineage portal's browser libraries, the dbt manifest. What only the tests
+# need (the dev venv, Kubernetes tools, chromium, actionlint) is scripts/setup_test_tools.sh, which
+# `make test` runs: a new user reaches a populated gold layer without compiling Kubernetes.
+#
+# Every step writes a stamp (hash of its inputs) under $STATE/stamps and is skipped when nothing
+# changed, so a warm `make up` spends a few seconds here. Steps are numbered, say how long they are
+# expected to take, and show a heartbeat while they run (scripts/lib/steps.sh).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STATE="${STREAMFLOW_STATE_DIR:-$ROOT/.streamflow}"
-PYTHON="${STREAMFLOW_PYTHON:-python3.11}"
+STATE="${STREAMFLOW_INSTALL_DIR:-${STREAMFLOW_STATE_DIR:-$ROOT/.streamflow}}"   # the installation (settings.install_dir)
 UV_VERSION="0.13.9"
 STAMPS="$STATE/stamps"
-mkdir -p "$STAMPS" "$STATE/venvs" "$STATE/jars" "$STATE/logs"
+mkdir -p "$STAMPS" "$STATE/venvs" "$STATE/jars" "$STATE/logs" "$STATE/tools"
+# shellcheck source=scripts/lib/steps.sh
+source "$ROOT/scripts/lib/steps.sh"
 
-log() { printf '[setup] %s\n' "$*"; }
-die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
-hash_of() { cat "$@" | sha256sum | cut -c1-16; }
-fresh() { [[ -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]; }
-stamp() { echo "$2" > "$STAMPS/$1"; }
-
-# --- system packages (Debian) ------------------------------------------------------------------
-apt_missing=()
-ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || apt_missing+=(postgresql postgresql-contrib)
-command -v java >/dev/null || apt_missing+=(openjdk-17-jre-headless)
-command -v mvn >/dev/null || apt_missing+=(maven)
-command -v "$PYTHON" >/dev/null || die "$PYTHON not found: StreamFlow needs CPython 3.11 (set STREAMFLOW_PYTHON)."
-if ((${#apt_missing[@]})); then
-  [[ $(id -u) -eq 0 ]] || die "missing system packages ${apt_missing[*]}: install them (apt-get install ${apt_missing[*]}) or re-run as root."
-  log "installing Debian packages: ${apt_missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
-  # Debian auto-creates and starts a cluster on 5432; StreamFlow runs its own, so stop that one.
-  command -v pg_ctlcluster >/dev/null && pg_lsclusters -h 2>/dev/null | while read -r ver name _; do
-    pg_ctlcluster "$ver" "$name" stop 2>/dev/null || true; done
-fi
-
-# --- uv (pinned) in a tools venv ---------------------------------------------------------------
-UV="$STATE/tools/bin/uv"
-if ! fresh uv "$UV_VERSION" || [[ ! -x "$UV" ]]; then
-  log "installing uv $UV_VERSION"
-  "$PYTHON" -m venv "$STATE/tools"
-  "$STATE/tools/bin/pip" install -q "uv==$UV_VERSION"
-  stamp uv "$UV_VERSION"
-fi
-export UV_CACHE_DIR="${UV_CACHE_DIR:-$STATE/cache/uv}"
-export UV_LINK_MODE=copy
-
-# --- one venv per lock -------------------------------------------------------------------------
-# venv name -> lock files installed into it (the same locks images/ install).
+# venv name -> lock files installed into it (the same locks images/ install). The dev venv (pytest,
+# ruff, mypy, playwright) is built by scripts/setup_test_tools.sh.
+STACK_VENVS=(airflow dbt flink generator)
 declare -A VENV_LOCKS=(
   [airflow]="locks/airflow.txt"
   [dbt]="locks/dbt.txt"
   [flink]="locks/flink.txt locks/flink-test.txt"
   [generator]="locks/generator.txt"
-  [dev]="locks/airflow.txt locks/dev.txt"
 )
+# Expected cold durations on a 2-core machine with empty caches (bench/results/make_up.json).
+declare -A VENV_EXPECTED=([airflow]=45 [dbt]=15 [flink]=120 [generator]=10)
 # venvs that import the repo's own packages (streamflow, generator, flink_app) get the repo on sys.path.
-declare -A VENV_REPO_PATH=([airflow]=1 [flink]=1 [generator]=1 [dev]=1)
-
-for name in airflow dbt flink generator dev; do
-  locks=()
-  for l in ${VENV_LOCKS[$name]}; do [[ -f "$ROOT/$l" ]] && locks+=("$ROOT/$l"); done
-  h="$(hash_of "${locks[@]}")-$("$PYTHON" -V 2>&1 | tr -d ' ')"
-  venv="$STATE/venvs/$name"
-  if fresh "venv-$name" "$h" && [[ -x "$venv/bin/python" ]]; then continue; fi
-  log "creating venv '$name' from ${locks[*]#$ROOT/} (one-off, ~1 min for the big ones)"
-  start=$SECONDS
-  "$UV" venv -q --allow-existing --python "$PYTHON" "$venv"
-  "$UV" pip sync -q --python "$venv/bin/python" "${locks[@]}" \
-    || die "installing venv '$name' failed: see the uv output above; the lock files are in locks/."
-  if [[ -n "${VENV_REPO_PATH[$name]:-}" ]]; then
-    site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-    echo "$ROOT" > "$site/streamflow_repo.pth"
-  fi
-  stamp "venv-$name" "$h"
-  log "venv '$name' ready in $((SECONDS - start)) s"
-done
-
-# --- JVM artifacts from Maven Central ----------------------------------------------------------
+declare -A VENV_REPO_PATH=([airflow]=1 [flink]=1 [generator]=1 [dbt]=0)
 declare -A POMS=([kafka]="jvm/kafka/pom.xml" [flink]="flink_app/pom.xml")
+
+UV="$STATE/tools/bin/uv"
+export UV_CACHE_DIR="${UV_CACHE_DIR:-$STATE/cache/uv}"
+export UV_LINK_MODE=copy
+export UV_NO_PROGRESS=1  # progress bars are for terminals; the step log gets one line per package
+export UV_PYTHON_INSTALL_DIR="${UV_PYTHON_INSTALL_DIR:-$STATE/tools/python}"  # only used without python3.11
+
+lock_paths() { local l; for l in ${VENV_LOCKS[$1]}; do [[ -f "$ROOT/$l" ]] && echo "$ROOT/$l"; done; }
+
+steps_init setup $((5 + ${#STACK_VENVS[@]} + ${#POMS[@]}))
+
+# --- 1. prerequisites (and Debian packages, as root or through sudo) -----------------------------------
+next_step
+printf '%s prerequisites (scripts/preflight.sh)\n' "$STEP_TAG"
+bash "$ROOT/scripts/preflight.sh" --install --brief \
+  || die "prerequisites missing (listed above): install them, then run 'make up' again."
+
+# --- 2. uv (pinned) in a tools venv; Python 3.11 through uv when the system has none ------------------
+install_uv() {
+  local boot
+  boot="$(command -v python3.11 || command -v python3)"
+  "$boot" -m venv "$STATE/tools"
+  "$STATE/tools/bin/pip" install --progress-bar off "uv==$UV_VERSION"
+}
+install_python() {
+  "$UV" python install 3.11
+  "$UV" python find 3.11 > "$STATE/tools/python-path"
+}
+if fresh uv "$UV_VERSION" && [[ -x "$UV" ]]; then step_fresh "uv $UV_VERSION"
+else
+  step_run "uv $UV_VERSION" 20 install_uv || die "installing uv $UV_VERSION from PyPI failed (log above)."
+  stamp uv "$UV_VERSION"
+fi
+if [[ -n "${STREAMFLOW_PYTHON:-}" ]] || command -v python3.11 >/dev/null || [[ -x "$(resolved_python)" ]]; then
+  step_fresh "python 3.11 ($(resolved_python))"
+else
+  step_run "python 3.11 through uv" 20 install_python \
+    || die "uv could not install Python 3.11 (log above): install python3.11 from your distribution, or set STREAMFLOW_PYTHON to a 3.11 interpreter."
+fi
+
+# --- 3. network-bound steps start now and run alongside the venvs -------------------------------------
+resolve_jars() {  # pom out
+  rm -rf "$2"
+  mvn -B -Dstyle.color=never -f "$1" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$2"
+}
+declare -A JAR_KEY=()
 for name in kafka flink; do
-  pom="$ROOT/${POMS[$name]}"
-  h="$(hash_of "$pom")"
-  out="$STATE/jars/$name"
-  if fresh "jars-$name" "$h" && [[ -d "$out" ]]; then continue; fi
-  log "resolving $name jars with Maven from ${POMS[$name]}"
-  rm -rf "$out"
-  mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$out" \
-    || die "Maven could not resolve ${POMS[$name]}: check the versions in that pom."
-  stamp "jars-$name" "$h"
+  JAR_KEY[$name]="$(hash_of "$ROOT/${POMS[$name]}")"
+  if ! { fresh "jars-$name" "${JAR_KEY[$name]}" && [[ -d "$STATE/jars/$name" ]]; }; then
+    step_bg_start "jars-$name" "jars '$name' (Maven)" resolve_jars "$ROOT/${POMS[$name]}" "$STATE/jars/$name"
+  fi
 done
-# --- test tooling: kustomize + operator CRD schemas (tests/unit/k8s), portal JS bundle + chromium --
-bash "$ROOT/scripts/setup_k8s_tools.sh" || die "installing kustomize/CRDs for tests/unit/k8s failed: see the [k8s-tools] lines above."
-bash "$ROOT/scripts/build_k8s_binaries.sh" >/dev/null \
-  || die "building etcd/kube-apiserver/kubectl from the Go module proxy failed: see above (docs/adr/0005-kube-apiserver-in-tests.md)"
-bash "$ROOT/scripts/setup_portal.sh" || die "installing the lineage portal's JS bundle / chromium failed: see above."
-log "environment ready ($STATE)"
+portal_fresh=0
+bash "$ROOT/scripts/setup_portal.sh" --check && portal_fresh=1
+((portal_fresh)) || step_bg_start portal "portal browser libraries (npm ci)" bash "$ROOT/scripts/setup_portal.sh"
+
+# --- 4. one venv per lock -----------------------------------------------------------------------------
+for name in "${STACK_VENVS[@]}"; do
+  mapfile -t locks < <(lock_paths "$name")
+  key="$(venv_key "${locks[@]}")"
+  if fresh "venv-$name" "$key" && [[ -x "$STATE/venvs/$name/bin/python" ]]; then step_fresh "venv '$name'"; continue; fi
+  step_run "venv '$name'" "${VENV_EXPECTED[$name]}" build_venv "$name" "${VENV_REPO_PATH[$name]}" "${locks[@]}" \
+    || die "installing venv '$name' failed: see the uv output above; the lock files are in locks/."
+  stamp "venv-$name" "$key"
+done
+
+# --- 5. JVM artifacts from Maven Central, the lineage portal's browser libraries (run time) -------------
+for name in kafka flink; do
+  if [[ -z "${_BG_PID[jars-$name]:-}" ]]; then step_fresh "jars '$name'"; continue; fi
+  step_bg_wait "jars-$name" 40 || die "Maven could not resolve ${POMS[$name]}: check the versions in that pom (log above)."
+  stamp "jars-$name" "${JAR_KEY[$name]}"
+done
+if ((portal_fresh)); then step_fresh "portal browser libraries"
+else step_bg_wait portal 15 || die "installing the lineage portal's browser libraries failed (log above)."; fi
+
+# --- 6. the dbt manifest the DAGs render from (re-parsed when a file of the dbt project changed) ----
+manifest="${STREAMFLOW_DBT_ARTIFACTS_DIR:-${STREAMFLOW_STATE_DIR:-$ROOT/.streamflow}/dbt}/target/manifest.json"  # settings.dbt_target_dir
+key="$(cd "$ROOT" && find dbt \( -path dbt/target -o -path dbt/logs -o -path dbt/dbt_packages \) -prune -o -type f -print \
+  | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)-$(cat "$STAMPS/venv-dbt" 2>/dev/null)"
+if fresh dbt-manifest "$key" && [[ -f "$manifest" ]]; then step_fresh "dbt manifest"
+else
+  step_run "dbt manifest (dbt parse)" 20 "$ROOT/bin/streamflow" prepare \
+    || die "dbt parse failed (log above): fix the dbt project, then run 'make up' again."
+  stamp dbt-manifest "$key"
+fi
+say "local stack environment ready in ${SECONDS} s ($STATE)"

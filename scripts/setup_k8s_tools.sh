@@ -12,7 +12,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STATE="${STREAMFLOW_STATE_DIR:-$ROOT/.streamflow}"
+STATE="${STREAMFLOW_INSTALL_DIR:-${STREAMFLOW_STATE_DIR:-$ROOT/.streamflow}}"   # the installation (settings.install_dir)
 STAMPS="$STATE/stamps"
 BIN="$STATE/tools/bin"
 CRDS="$STATE/k8s-crds"

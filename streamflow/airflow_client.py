@@ -104,28 +104,39 @@ class AirflowClient:
 
 def follow_run(client: AirflowClient, dag_id: str, run_id: str, *, timeout_s: float = 1800,
                poll_s: float = 3.0, echo: bool = True) -> str:
-    """Poll a DAG run to its end, printing each task's state change; return the final state."""
+    """Poll a DAG run to its end and return the final state.
+
+    With ``echo``, progress goes to stdout through :func:`streamflow.ops.bootstrap_view.make_view`: a
+    live table of tasks with their durations in a terminal, one line per task state change otherwise.
+    """
+    from streamflow.ops.bootstrap_view import make_view
+
     deadline = time.monotonic() + timeout_s
     began = time.monotonic()
-    seen: dict[str, str] = {}
     state = "queued"
-    while time.monotonic() < deadline:
-        state = client.run_state(dag_id, run_id)
-        for ti in client.task_instances(dag_id, run_id):
-            key = ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else "")
-            ti_state = ti.get("state") or "none"
-            if seen.get(key) != ti_state and ti_state in {"running", "success", "failed", "upstream_failed",
-                                                           "skipped", "up_for_retry"}:
-                seen[key] = ti_state
-                if echo:
-                    print(f"  [{time.monotonic() - began:6.1f}s] {key:<60} {ti_state}", flush=True)
-        if state in TERMINAL:
-            break
-        time.sleep(poll_s)
+    failed: list[str] = []
+    view = make_view(f"{dag_id} {run_id}") if echo else None
+    if view is not None:
+        view.__enter__()
+    try:
+        while time.monotonic() < deadline:
+            state = client.run_state(dag_id, run_id)
+            tis = client.task_instances(dag_id, run_id)
+            failed = [str(ti["task_id"]) for ti in tis if ti.get("state") == "failed"]
+            if view is not None:
+                view.update(state, tis, time.monotonic() - began)
+            if state in TERMINAL:
+                break
+            time.sleep(poll_s)
+    finally:
+        if view is not None:
+            view.__exit__(None, None, None)
     if echo:
         print(f"{dag_id} run {run_id}: {state} after {time.monotonic() - began:.0f} s", flush=True)
         if state == "failed":
-            failed = [k for k, v in seen.items() if v == "failed"]
-            print(f"  failed tasks: {', '.join(failed)}; see their logs in the Airflow UI or under "
-                  f"{client.base_url}/dags/{dag_id}/runs", flush=True)
+            print(f"  failed tasks: {', '.join(failed) or 'none recorded'}; see their logs in the Airflow UI "
+                  f"({client.base_url}/dags/{dag_id}/runs) or run `bin/streamflow doctor`", flush=True)
+        elif state not in TERMINAL:
+            print(f"  still {state} after the {timeout_s:.0f} s timeout: follow it in the Airflow UI "
+                  f"({client.base_url}/dags/{dag_id}/runs)", flush=True)
     return state

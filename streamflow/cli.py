@@ -1,13 +1,19 @@
-"""`streamflow` command line: up | down | status | logs <svc> | bootstrap.
+"""`streamflow` command line: run the local stack and operate it.
 
 Examples::
 
     streamflow up                    # whole local stack, waits until every service is healthy
     streamflow up --only postgres,kafka
-    streamflow status                # table of services, URLs and the Airflow admin password
-    streamflow logs kafka -n 50      # tail a service log (-f to follow)
-    streamflow bootstrap             # trigger bootstrap_pipeline and follow it to the end
+    streamflow status                # services, Flink jobs, consumer lag, URLs, the Airflow admin password
+    streamflow logs kafka -n 50      # tail a service log (-f to follow); flink-<job> for a Flink job
+    streamflow bootstrap             # trigger bootstrap_pipeline and follow it (live task table)
+    streamflow doctor                # check every part; each problem with its fix (exit 1 if any)
+    streamflow psql -c 'select 1'    # psql on the warehouse (--db airflow for Airflow's metadata DB)
+    streamflow kafka topics | lag | tail <topic> [-n 20] [-f]
+    streamflow flink jobs | restart <job> | cancel <job>
     streamflow down                  # stop everything, no process left behind
+
+This module only parses arguments and prints; the logic lives in :mod:`streamflow.ops`.
 """
 
 from __future__ import annotations
@@ -17,17 +23,19 @@ import sys
 import time
 from collections.abc import Sequence
 
-from streamflow.logs import get_log
 from streamflow.settings import Settings, SettingsError, load_settings
-from streamflow.stack import supervisor
-from streamflow.stack.airflow import admin_password
 from streamflow.stack.process import ServiceError
 
-log = get_log("streamflow.cli")
+
+def _only(args: argparse.Namespace) -> list[str] | None:
+    return [s for s in args.only.split(",") if s] if args.only else None
 
 
 def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
-    only = [s for s in args.only.split(",") if s] if args.only else None
+    from streamflow.ops.stack import print_status
+    from streamflow.stack import supervisor
+
+    only = _only(args)
     began = time.monotonic()
     supervisor.up(settings, only)
     if only is None or "postgres" in only:
@@ -35,14 +43,15 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
         apply_migrations(settings)
     print(f"stack healthy in {time.monotonic() - began:.1f} s")
-    _print_status(settings)
+    print_status(settings)
     return 0
 
 
 def _cmd_down(settings: Settings, args: argparse.Namespace) -> int:
-    only = [s for s in args.only.split(",") if s] if args.only else None
     from streamflow.runtime import local_jobs
+    from streamflow.stack import supervisor
 
+    only = _only(args)
     if only is None:
         local_jobs.stop_all(settings)
     stopped = supervisor.down(settings, only)
@@ -50,51 +59,16 @@ def _cmd_down(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_status(settings: Settings) -> None:
-    rows = supervisor.status(settings)
-    width = max(len(r.name) for r in rows)
-    for row in rows:
-        state = "healthy" if row.ready else ("starting/unhealthy" if row.running else "stopped")
-        pid = str(row.pid) if row.pid else "-"
-        print(f"  {row.name:<{width}}  {state:<18} pid={pid:<8} {row.detail}")
-    from streamflow.runtime import local_jobs
-
-    for line in local_jobs.status_lines(settings):
-        print(f"  {line}")
-    password = admin_password(settings)
-    print(f"  Airflow UI: {settings.airflow_url}  user: {settings.airflow_admin_user}  password: "
-          f"{password or '(generated at first Airflow start)'}")
-    print(f"  Lineage:    {settings.airflow_url}/plugin/streamflow-lineage")
-    print(f"  Logs:       {settings.logs_dir}")
-
-
 def _cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    _print_status(settings)
-    rows = supervisor.status(settings)
-    return 0 if all(r.ready for r in rows) else 3
+    from streamflow.ops.stack import print_status
+
+    return 0 if print_status(settings) else 3
 
 
 def _cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
-    path = settings.logs_dir / f"{args.service}.log"
-    if not path.exists():
-        known = sorted(p.stem for p in settings.logs_dir.glob("*.log"))
-        print(f"no log for {args.service!r} at {path}; known: {', '.join(known) or 'none yet'}", file=sys.stderr)
-        return 2
-    lines = path.read_text(errors="replace").splitlines()[-args.lines :]
-    print("\n".join(lines))
-    if args.follow:
-        with open(path, errors="replace") as handle:
-            handle.seek(0, 2)
-            try:
-                while True:
-                    line = handle.readline()
-                    if line:
-                        print(line, end="")
-                    else:
-                        time.sleep(0.3)
-            except KeyboardInterrupt:
-                return 0
-    return 0
+    from streamflow.ops.stack import show_log
+
+    return show_log(settings, args.service, args.lines, args.follow)
 
 
 def _cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
@@ -102,7 +76,7 @@ def _cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
 
     client = AirflowClient.from_settings(settings)
     run_id = client.trigger("bootstrap_pipeline")
-    print(f"triggered bootstrap_pipeline run {run_id}")
+    print(f"triggered bootstrap_pipeline run {run_id} ({settings.airflow_url}/dags/bootstrap_pipeline)", flush=True)
     if args.no_wait:
         return 0
     state = follow_run(client, "bootstrap_pipeline", run_id, timeout_s=args.timeout)
@@ -119,6 +93,59 @@ def _cmd_prepare(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
+    from streamflow.ops import doctor
+
+    print(f"streamflow doctor: {time.strftime('%Y-%m-%d %H:%M:%S')}, state {settings.state_dir}", flush=True)
+    findings = doctor.run(settings)
+    print(doctor.report(findings))
+    return doctor.exit_code(findings)
+
+
+def _cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
+    from streamflow.ops import kafka
+    from streamflow.ops.render import table
+
+    if args.kafka_command == "topics":
+        rows = [(t.name, t.partitions, t.offsets, t.role) for t in kafka.topics(settings)]
+        print(table(("topic", "partitions", "offsets", "role"), rows))
+        return 0
+    if args.kafka_command == "lag":
+        lags = kafka.job_lags(settings)
+        print(table(("job", "group", "lag"), [(r.job, r.group, kafka.describe_lag(r)) for r in lags]))
+        return 1 if any(r.error for r in lags) else 0
+    return kafka.print_tail(settings, args.topic, args.lines, args.follow)
+
+
+def _cmd_flink(settings: Settings, args: argparse.Namespace) -> int:
+    from streamflow.ops import flink
+    from streamflow.ops.render import table
+
+    if args.flink_command == "jobs":
+        rows = [flink.row(health) for _, health in flink.health_rows(settings)]
+        print(table(("job", "state", "restarts", "last checkpoint", "running since", "healthy", "REST / resource"),
+                    [(r.job, r.state, r.restarts, r.last_checkpoint, r.running_since, "yes" if r.healthy else "no",
+                      r.source) for r in rows]))
+        for r in rows:
+            if not r.healthy:
+                print(f"  {r.job}: {r.reason}")
+        return 0 if all(r.healthy for r in rows) else 1
+    action = flink.restart if args.flink_command == "restart" else flink.cancel
+    try:
+        print(action(settings, args.job))
+    except flink.FlinkOpError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_psql(settings: Settings, args: argparse.Namespace) -> int:
+    from streamflow.ops import psql
+
+    psql.exec_psql(settings, args.db, args.psql_args)
+    return 0  # not reached: psql replaced this process
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamflow", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -129,8 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_down = sub.add_parser("down", help="stop the local stack (and local Flink jobs)")
     p_down.add_argument("--only", help="comma-separated services")
     p_down.set_defaults(func=_cmd_down)
-    sub.add_parser("status", help="show services, URLs and credentials").set_defaults(func=_cmd_status)
-    p_logs = sub.add_parser("logs", help="show a service's log")
+    sub.add_parser("status", help="services, Flink jobs, consumer lag, URLs and credentials").set_defaults(
+        func=_cmd_status)
+    p_logs = sub.add_parser("logs", help="show a service's log (flink-<job> for a Flink job)")
     p_logs.add_argument("service")
     p_logs.add_argument("-n", "--lines", type=int, default=40)
     p_logs.add_argument("-f", "--follow", action="store_true")
@@ -141,11 +169,50 @@ def build_parser() -> argparse.ArgumentParser:
     p_boot.add_argument("--no-wait", action="store_true")
     p_boot.add_argument("--timeout", type=float, default=1800)
     p_boot.set_defaults(func=_cmd_bootstrap)
+    sub.add_parser("doctor", help="check every part and print each problem with its fix").set_defaults(
+        func=_cmd_doctor)
+
+    p_psql = sub.add_parser("psql", help="psql on the warehouse; other arguments go to psql (-c SQL, -A ...)")
+    p_psql.add_argument("--db", help="database (default: the warehouse; e.g. airflow)")
+    p_psql.set_defaults(func=_cmd_psql, psql_args=[])
+
+    p_kafka = sub.add_parser("kafka", help="topics, consumer lag, tail a topic")
+    k_sub = p_kafka.add_subparsers(dest="kafka_command", required=True)
+    k_sub.add_parser("topics", help="topics with partitions, offsets and their role")
+    k_sub.add_parser("lag", help="consumer lag of every Flink job")
+    k_tail = k_sub.add_parser("tail", help="the last messages of a topic (-f: then follow)")
+    k_tail.add_argument("topic")
+    k_tail.add_argument("-n", "--lines", type=int, default=10)
+    k_tail.add_argument("-f", "--follow", action="store_true")
+    p_kafka.set_defaults(func=_cmd_kafka)
+
+    p_flink = sub.add_parser("flink", help="Flink jobs: health, restart, cancel")
+    f_sub = p_flink.add_subparsers(dest="flink_command", required=True)
+    f_sub.add_parser("jobs", help="every job's state, restarts, last checkpoint and health")
+    for name, text in (("restart", "cancel (if running) and deploy again from the last checkpoint"),
+                       ("cancel", "cancel the running job; checkpoints are kept")):
+        f_sub.add_parser(name, help=text).add_argument("job", help="e.g. fraud_detector (or fraud-detector)")
+    p_flink.set_defaults(func=_cmd_flink)
     return parser
 
 
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse; ``psql``'s own options pass through to psql untouched (``streamflow psql -A -c '...'``)."""
+    parser = build_parser()
+    if argv[:1] == ["psql"]:
+        own, rest = [], list(argv[1:])
+        while rest and (rest[0] in ("--db", "--help") or rest[0].startswith("--db=")):
+            own.append(rest.pop(0))
+            if own[-1] == "--db" and rest:
+                own.append(rest.pop(0))
+        args = parser.parse_args(["psql", *own])
+        args.psql_args = rest
+        return args
+    return parser.parse_args(list(argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(sys.argv[1:] if argv is None else argv)
     try:
         settings = load_settings()
     except SettingsError as error:
@@ -153,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(settings, args))
-    except (ServiceError, RuntimeError) as error:
+    except (ServiceError, RuntimeError, LookupError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130

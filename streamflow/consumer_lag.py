@@ -2,7 +2,9 @@
 
 The jobs commit their source offsets on checkpoints, so "a group has committed the end offsets" means
 everything produced so far is processed *and* checkpointed. Benchmarks use it to start from a drained
-topic, the fault tests to hand a healthy, caught-up pipeline to the next test.
+topic, the fault tests to hand a healthy, caught-up pipeline to the next test. The Kafka reads
+themselves live in :mod:`streamflow.kafka_status` (the one read-only Kafka hook); the portal's
+per-job lag is :meth:`~streamflow.kafka_status.KafkaStatusHook.group_lag`.
 """
 
 from __future__ import annotations
@@ -10,32 +12,19 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from confluent_kafka import Consumer, TopicPartition
-
+from streamflow.kafka_status import KafkaStatusHook
 from streamflow.settings import Settings
 
 
 def end_offsets(settings: Settings, topic: str | None = None) -> dict[int, int]:
     """Partition -> next offset to be written (the high watermark) of ``topic`` (transactions by default)."""
-    topic = topic or settings.topic_transactions
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "streamflow-offsets-probe"})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-    finally:
-        consumer.close()
+    return KafkaStatusHook(settings).end_offsets(topic or settings.topic_transactions)
 
 
 def committed_offsets(settings: Settings, group: str, partitions: Iterable[int],
                       topic: str | None = None) -> dict[int, int]:
     """Partition -> offset ``group`` has committed (negative when it has committed none)."""
-    topic = topic or settings.topic_transactions
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group})
-    try:
-        offsets = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
-    finally:
-        consumer.close()
-    return {tp.partition: tp.offset for tp in offsets}
+    return KafkaStatusHook(settings).committed_offsets(group, topic or settings.topic_transactions, list(partitions))
 
 
 def has_caught_up(settings: Settings, group: str, ends: dict[int, int], topic: str | None = None) -> bool:

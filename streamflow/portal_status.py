@@ -1,20 +1,23 @@
-"""Live facts the lineage portal puts on the graph: rows and freshness per table, messages per Kafka
-topic (the DLQ among them), Flink job states, and the dbt_quality history.
+"""Live facts the lineage portal puts on the graph: rows and freshness per table, offsets per Kafka
+topic, the DLQ's committed records, each Flink job's health and consumer lag, and the dbt_quality
+history.
 
 Every probe is defensive: the portal is a status page, so a service that is down shows as
-``unknown`` with the reason instead of failing the page. Nothing here imports Airflow (the Airflow
-task states are read by the plugin itself, inside the api-server).
+``unknown`` with the reason instead of failing the page. Nothing here imports Airflow or the DAGs'
+task callables (the Airflow task states are read by the plugin itself, inside the api-server); Kafka
+is read through :mod:`streamflow.kafka_status`, Flink through :mod:`streamflow.flink_health`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from streamflow.logs import get_log
-from streamflow.settings import Runtime, Settings
+from streamflow.settings import Settings
 
 log = get_log("streamflow.portal_status")
 
@@ -24,6 +27,8 @@ T = TypeVar("T")
 FRESHNESS_COLUMNS = ("ingested_at", "detected_at", "updated_at", "loaded_at", "event_time", "window_end",
                      "transaction_time", "hour", "day", "date")
 UNKNOWN = "unknown"
+#: Seconds the DLQ count may read per status round; beyond it the page shows a lower bound.
+DLQ_COUNT_BUDGET_S = 5.0
 
 
 def _iso(value: Any) -> str | None:
@@ -37,19 +42,14 @@ def _iso(value: Any) -> str | None:
 def table_stats(settings: Settings, relations: Iterable[str]) -> dict[str, dict[str, Any]]:
     """``{"schema.table": {"rows", "freshest", "freshness_column", "age_s"}}`` for existing tables.
 
-    Row counts come from ``streamflow.pipeline.row_counts`` (the numbers the pipeline summary prints);
-    relations it does not list are counted here the same way, so a new model needs no code change.
+    Every relation the graph names is counted the same way, so a new model needs no code change.
     Freshness is max() of the first timestamp column in FRESHNESS_COLUMNS the table has.
     """
     import psycopg
     from psycopg import sql
 
-    from streamflow.pipeline import row_counts
-
     wanted = sorted({r for r in relations if r and "." in r})
     stats: dict[str, dict[str, Any]] = {}
-    known = {f"{schema}.{table}": count for schema, tables in row_counts(settings).items()
-             for table, count in tables.items()}
     with psycopg.connect(settings.warehouse_dsn, connect_timeout=5) as conn:
         conn.execute("SET statement_timeout = '5s'")
         for relation in wanted:
@@ -63,11 +63,9 @@ def table_stats(settings: Settings, relations: Iterable[str]) -> dict[str, dict[
                 (schema, table),
             ).fetchall()
             ident = sql.Identifier(schema, table)
-            rows = known.get(relation)
-            if rows is None:
-                row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(ident)).fetchone()
-                rows = int(row[0]) if row else 0
-            entry: dict[str, Any] = {"rows": rows, "freshest": None, "freshness_column": None, "age_s": None}
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(ident)).fetchone()
+            entry: dict[str, Any] = {"rows": int(row[0]) if row else 0, "freshest": None,
+                                     "freshness_column": None, "age_s": None}
             names = {c[0] for c in cols}
             column = next((c for c in FRESHNESS_COLUMNS if c in names), None) or (sorted(names)[0] if names else None)
             if column:
@@ -82,48 +80,65 @@ def table_stats(settings: Settings, relations: Iterable[str]) -> dict[str, dict[
     return stats
 
 
-def topic_messages(settings: Settings, topics: Iterable[str]) -> dict[str, int | None]:
-    """Messages held per topic (sum of high - low watermarks), None where Kafka could not say."""
-    from streamflow.pipeline import topic_message_count
+def topic_offsets(settings: Settings, topics: Iterable[str]) -> dict[str, int | None]:
+    """Offsets spanned per topic (sum of high - low watermarks), None where Kafka could not say.
 
+    An upper bound on the records a topic holds, not a count: transactional sinks leave aborted
+    records and markers behind (the page labels it "offsets"; the DLQ is counted by
+    :func:`dlq_records`)."""
+    from streamflow.kafka_status import KafkaStatusHook
+
+    hook = KafkaStatusHook(settings, timeout_s=5.0)
     result: dict[str, int | None] = {}
     for topic in topics:
         try:
-            result[topic] = topic_message_count(settings, topic)
+            result[topic] = sum(high - low for low, high in hook.watermarks(topic).values())
         except Exception as error:  # unknown topic, broker down: the page shows "unknown"
-            log.warning("topic count failed", topic=topic, error=str(error))
+            log.warning("topic offsets unknown", topic=topic, error=str(error))
             result[topic] = None
     return result
 
 
-def flink_job_state(settings: Settings, job: str) -> str:
-    """RUNNING / FAILED / NOT_DEPLOYED / ... for one job in the configured runtime, else ``unknown``."""
-    try:
-        from streamflow.flink_spec import load_spec
-        from streamflow.runtime import flink_spec_path
+def dlq_records(settings: Settings, budget_s: float = DLQ_COUNT_BUDGET_S) -> dict[str, Any]:
+    """The DLQ's committed records, counted by a read_committed consumer (see kafka_status)."""
+    from streamflow.kafka_status import KafkaStatusHook
 
-        spec = load_spec(flink_spec_path(job))
-        if settings.runtime is Runtime.KUBERNETES:
-            return _kubernetes_job_state(settings, spec.name)
-        from streamflow.runtime import flink_local
-
-        return str(flink_local.job_state(spec, settings))
-    except Exception as error:  # the local runtime module or the spec may be missing mid-change
-        log.warning("flink state unknown", job=job, error=str(error))
-        return UNKNOWN
+    return asdict(KafkaStatusHook(settings, timeout_s=5.0).count_committed_records(settings.topic_dlq, budget_s))
 
 
-def _kubernetes_job_state(settings: Settings, name: str) -> str:
-    """``status.jobStatus.state`` of the FlinkDeployment (the operator's view, not the JM deployment)."""
-    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+def flink_health(settings: Settings, jobs: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+    """``streamflow.flink_health.job_health`` per job as a dict; None where it could not be read.
 
-    hook = KubernetesHook(in_cluster=settings.k8s_in_cluster, config_file=settings.k8s_config_file or None)
-    resource = hook.custom_object_client.get_namespaced_custom_object(
-        group="flink.apache.org", version="v1beta1", namespace=settings.k8s_namespace_processing,
-        plural="flinkdeployments", name=name,
-    )
-    status = resource.get("status") or {}
-    return str((status.get("jobStatus") or {}).get("state") or status.get("lifecycleState") or UNKNOWN)
+    None renders as unknown (grey), never as ok: a missing module, an unknown job or a probe that
+    raised all mean "we do not know"."""
+    out: dict[str, dict[str, Any] | None] = {}
+    for job in jobs:
+        try:
+            from streamflow.flink_health import job_health
+
+            out[job] = asdict(job_health(job, settings))
+        except Exception as error:
+            log.warning("flink health unknown", job=job, error=f"{type(error).__name__}: {error}")
+            out[job] = None
+    return out
+
+
+def consumer_lags(settings: Settings, jobs: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+    """Per job: its Kafka consumer group (``FlinkJobSpec.kafka_group_id``) and how far it is behind on
+    the pipeline's topics it consumes (those it committed offsets for)."""
+    from streamflow.flink_spec import spec_for
+    from streamflow.kafka_status import KafkaStatusHook
+
+    hook = KafkaStatusHook(settings, timeout_s=5.0)
+    out: dict[str, dict[str, Any] | None] = {}
+    for job in jobs:
+        try:
+            group = spec_for(job).kafka_group_id
+            out[job] = asdict(hook.group_lag(group, settings.topics)) if group else None
+        except Exception as error:
+            log.warning("consumer lag unknown", job=job, error=f"{type(error).__name__}: {error}")
+            out[job] = None
+    return out
 
 
 def quality_history(settings: Settings, runs: int = 30) -> dict[str, Any]:

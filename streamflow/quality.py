@@ -1,10 +1,20 @@
 """dbt_quality: source freshness + tests per group, every result kept in quality.dbt_test_results,
-failures recorded as alerts (and posted to STREAMFLOW_ALERT_WEBHOOK_URL when set)."""
+failures recorded as alerts (and posted to STREAMFLOW_ALERT_WEBHOOK_URL when set).
+
+Green means dbt checked something *in this run* and nothing failed. A task therefore fails not only
+on failing checks but whenever dbt itself did not produce this run's results: it exited with an
+unhandled error (bad credentials, warehouse down: exit 2, no results file), it wrote no
+``run_results.json`` / ``sources.json``, the file is older than the task's start (a previous run's
+result is not this run's), or it selected nothing.
+"""
 
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -20,10 +30,22 @@ TEST_GROUPS = {
     "intermediate": "path:models/intermediate",
     "marts": "path:models/marts",
 }
+BOOTSTRAP_DAG_ID = "bootstrap_pipeline"
+BAD_STATUSES = frozenset({"fail", "error", "runtime error"})
+#: dbt exits 0 (all good) or 1 (a handled failure: failing tests, a stale source); anything else is
+#: dbt itself failing (2: unhandled error such as a refused connection).
+DBT_HANDLED_EXIT_CODES = (0, 1)
+#: File-system timestamps may be coarser than time.time(); a file is fresh if written after
+#: ``started - MTIME_SLACK_S``.
+MTIME_SLACK_S = 1.0
 
 
 class QualityFailure(RuntimeError):
-    pass
+    """dbt ran and at least one check failed."""
+
+
+class DbtDidNotCheck(QualityFailure):
+    """dbt did not produce this run's results: nothing was checked, so the task must not be green."""
 
 
 def _record(settings: Settings, dag_run_id: str, group: str, results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -36,6 +58,11 @@ def _record(settings: Settings, dag_run_id: str, group: str, results: dict[str, 
             "status": str(item.get("status")), "failures": item.get("failures"),
             "message": (item.get("message") or "")[:2000], "execution_time": item.get("execution_time"),
         })
+    _insert(settings, rows)
+    return rows
+
+
+def _insert(settings: Settings, rows: list[dict[str, Any]]) -> None:
     with psycopg.connect(settings.warehouse_dsn, connect_timeout=5) as conn, conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO quality.dbt_test_results (dag_run_id, test_group, unique_id, test_name, status, "
@@ -45,11 +72,21 @@ def _record(settings: Settings, dag_run_id: str, group: str, results: dict[str, 
             "failures = EXCLUDED.failures, message = EXCLUDED.message, run_at = now()",
             rows,
         )
-    return rows
+
+
+def _record_dbt_error(settings: Settings, dag_run_id: str, group: str, message: str) -> None:
+    """Keep "dbt itself failed" in the results table too, so the Data Quality page charts the run as an
+    error instead of showing no run at all. Best effort: with bad credentials this cannot write either."""
+    try:
+        _insert(settings, [{"dag_run_id": dag_run_id, "test_group": group, "unique_id": f"dbt.{group}",
+                            "test_name": f"dbt ({group})", "status": "error", "failures": None,
+                            "message": message[:2000], "execution_time": None}])
+    except psycopg.Error as error:
+        log.warning("could not record the dbt error", group=group, error=str(error))
 
 
 def _verdict(group: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    bad = [r for r in rows if r["status"] in {"fail", "error", "runtime error"}]
+    bad = [r for r in rows if r["status"] in BAD_STATUSES]
     summary = {"group": group, "total": len(rows), "failed": len(bad),
                "warned": sum(1 for r in rows if r["status"] == "warn")}
     print(json.dumps(summary), flush=True)
@@ -59,32 +96,108 @@ def _verdict(group: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def pipeline_bootstrapped() -> bool:
-    """Skip the checks (instead of failing) until bootstrap_pipeline has built gold once."""
+def _generated_at(results: dict[str, Any]) -> float | None:
+    text = str((results.get("metadata") or {}).get("generated_at") or "")
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def this_runs_results(path: Path, started: float, *, returncode: int, output: str, what: str) -> dict[str, Any]:
+    """The dbt artifact at ``path`` if, and only if, it is this run's: raise :class:`DbtDidNotCheck` otherwise.
+
+    ``started`` is the epoch second the task began; dbt's exit code and output tail go into the error
+    so the task log says what dbt said (``Database Error ... password authentication failed``)."""
+    tail = "\n".join(output.strip().splitlines()[-15:])
+    if returncode not in DBT_HANDLED_EXIT_CODES:
+        raise DbtDidNotCheck(f"`dbt {what}` failed (exit {returncode}) without checking anything; fix what dbt "
+                             f"reports, then clear the task:\n{tail}")
+    if not path.is_file():
+        raise DbtDidNotCheck(f"`dbt {what}` wrote no {path.name} (exit {returncode}): nothing was checked\n{tail}")
+    if path.stat().st_mtime < started - MTIME_SLACK_S:
+        raise DbtDidNotCheck(f"{path} is older than this task (written {time.ctime(path.stat().st_mtime)}, task "
+                             f"started {time.ctime(started)}): a previous run's results, not this one's")
+    results: dict[str, Any] = json.loads(path.read_text())
+    generated = _generated_at(results)
+    if generated is None or generated < started - MTIME_SLACK_S:
+        raise DbtDidNotCheck(f"{path} was generated at {(results.get('metadata') or {}).get('generated_at')!r}, "
+                             f"before this task started ({time.ctime(started)}): not this run's results")
+    if not results.get("results"):
+        raise DbtDidNotCheck(f"`dbt {what}` checked nothing (empty results in {path.name}): the selector or "
+                             "the project is broken")
+    if returncode != 0 and not any(str(r.get("status")) in BAD_STATUSES for r in results["results"]):
+        raise DbtDidNotCheck(f"`dbt {what}` exited {returncode} but reports no failing check:\n{tail}")
+    return results
+
+
+def _successful_bootstraps(context: dict[str, Any]) -> int | None:
+    """Successful bootstrap_pipeline runs, asked through the task's own Airflow API (None outside a task)."""
+    ti = context.get("ti") or context.get("task_instance")
+    count = getattr(ti, "get_dr_count", None)
+    if count is None:
+        return None
+    try:
+        return int(count(dag_id=BOOTSTRAP_DAG_ID, states=["success"]))
+    except Exception as error:  # an older task SDK or a supervisor hiccup: fall back to the warehouse
+        log.warning("could not count bootstrap runs", error=f"{type(error).__name__}: {error}")
+        return None
+
+
+def pipeline_bootstrapped(**context: Any) -> bool:
+    """Run the checks once the pipeline was ever bootstrapped; skip (visibly) only before that.
+
+    Evidence of a bootstrap: gold exists in the warehouse, or bootstrap_pipeline has a successful run.
+    A warehouse that cannot be reached fails this task (red), it does not skip. When the answer is
+    "never bootstrapped", the log says so and the Data Quality page shows the run as skipped for
+    that reason."""
     s = get_settings()
     with psycopg.connect(s.warehouse_dsn, connect_timeout=5) as conn:
         row = conn.execute("SELECT to_regclass('gold.fct_transactions') IS NOT NULL").fetchone()
-    ready = bool(row and row[0])
-    if not ready:
-        print("gold layer not built yet: trigger bootstrap_pipeline first; skipping this quality run", flush=True)
-    return ready
+    gold = bool(row and row[0])
+    runs = _successful_bootstraps(context)
+    if gold or runs:
+        log.info("pipeline bootstrapped: running the quality checks", gold_exists=gold, bootstrap_runs=runs)
+        return True
+    message = ("SKIPPING every quality check of this run: the pipeline was never bootstrapped (no gold."
+               "fct_transactions, no successful bootstrap_pipeline run). Trigger bootstrap_pipeline "
+               "(`bin/streamflow bootstrap`); the next dbt_quality run checks it.")
+    log.warning(message, gold_exists=gold, bootstrap_runs=runs)
+    print(message, flush=True)
+    return False
 
 
 def source_freshness(**context: Any) -> dict[str, Any]:
+    """``dbt source freshness``: a bronze table whose newest row is older than its ``error_after``
+    (ingestion stopped) fails the task."""
     s = get_settings()
+    started = time.time()
     run_id = str(context["run_id"])
     target = s.dbt_artifacts / "quality" / "freshness"
-    run_dbt(s, ["source", "freshness", "--output", str(target / "sources.json")], target_path=target, check=False)
     sources_file = target / "sources.json"
-    results = json.loads(sources_file.read_text()) if sources_file.exists() else {"results": []}
+    sources_file.unlink(missing_ok=True)  # a previous run's file must never be read as this one's
+    result = run_dbt(s, ["source", "freshness"], target_path=target, check=False)
+    try:
+        results = this_runs_results(sources_file, started, returncode=int(result["_returncode"]),
+                                    output=str(result.get("_output", "")), what="source freshness")
+    except DbtDidNotCheck as error:
+        _record_dbt_error(s, run_id, "freshness", str(error))
+        raise
     return _verdict("freshness", _record(s, run_id, "freshness", results))
 
 
 def run_tests(group: str, **context: Any) -> dict[str, Any]:
     s = get_settings()
+    started = time.time()
     run_id = str(context["run_id"])
     target = s.dbt_artifacts / "quality" / group
-    results = run_dbt(s, ["test", "--select", TEST_GROUPS[group]], target_path=target, check=False)
+    result = run_dbt(s, ["test", "--select", TEST_GROUPS[group]], target_path=target, check=False)
+    try:
+        results = this_runs_results(target / "run_results.json", started, returncode=int(result["_returncode"]),
+                                    output=str(result.get("_output", "")), what=f"test --select {TEST_GROUPS[group]}")
+    except DbtDidNotCheck as error:
+        _record_dbt_error(s, run_id, group, str(error))
+        raise
     return _verdict(group, _record(s, run_id, group, results))
 
 

@@ -1,12 +1,22 @@
 """fraud_detector: per-customer scoring with keyed state; alerts to bronze and ``fraud.alerts``.
 
-Kafka (raw bytes) -> parse + validate (invalid events are skipped here: the DLQ is the processor's job)
-  -> key_by(customer_id) -> KeyedProcessFunction: FraudScorer over the customer's ValueState
-     (five rules + IsolationForest via a numpy forest, noisy-OR into fraud_score in [0, 1])
+Kafka (raw bytes) -> SQL: customer_id = JSON_VALUE(value, '$.customer_id') (Java; NULL -> dropped)
+  -> keyBy(customer_id) in Java (no Python key-selector operator, no pickled hand-off)
+  -> KeyedProcessFunction (the only Python operator): parse + validate the raw bytes exactly as the
+     transaction_processor does (invalid events are skipped here: the DLQ is the processor's job),
+     then FraudScorer over the customer's state (five rules + IsolationForest via a numpy forest,
+     noisy-OR into fraud_score in [0, 1])
   -> alerts (score >= --alert-threshold, incl. retroactive alerts for the earlier txns of a burst)
      -> bronze.raw_fraud_alerts (JDBC upsert on alert_id = transaction_id, batched)
      -> fraud.alerts (Kafka, key customer_id, transactional with the checkpoint)
-State is RocksDB + checkpointed (cluster config), with a TTL so idle customers are forgotten.
+State (one flat value per customer) is checkpointed (backend from the cluster config); a daily
+processing-time timer forgets customers idle for --state-ttl-days.
+
+Why this shape (docs/adr/0012-streaming-throughput.md): every record that enters a Python operator
+costs a JVM->Python call and a conversion, and every Python-typed record that crosses a keyBy is
+pickled and unpickled. The earlier graph (parse operator -> Python key selector -> pickled
+``Transaction`` -> keyed operator) paid that twice per event; keying in Java on a field extracted by
+SQL pays it once.
 """
 
 from __future__ import annotations
@@ -16,69 +26,95 @@ import pickle
 import sys
 
 from pyflink.common import Row, Types
-from pyflink.datastream import KeyedProcessFunction
+from pyflink.datastream import KeyedProcessFunction, KeyedStream
 from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.java_gateway import get_gateway
+from pyflink.table import StreamTableEnvironment, Table
 from pyflink.table.expressions import col
 
 from flink_app import config, events, sql
+from flink_app.detection import keyed
 from flink_app.jobs.common import environments, job_log, now_iso
 
 NAME = "fraud-detector"
-DAY_MS = 86_400_000
-TXN_TYPE = Types.ROW_NAMED(["customer_id", "event"], [Types.STRING(), Types.PICKLED_BYTE_ARRAY()])
+KEYED_INPUT_TYPE = Types.ROW_NAMED(["customer_id", "value"], [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
 ALERT_TYPE = Types.ROW_NAMED(
     [c for c, _ in sql.BRONZE_ALERTS_COLUMNS] + ["kafka_key"],
     [Types.STRING(), Types.STRING(), Types.STRING(), Types.DOUBLE(), Types.DOUBLE(), Types.STRING(),
      Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING()],
 )
+CUSTOMER_ID_SQL = "JSON_VALUE(CAST(`value` AS STRING), '$.customer_id')"
 
 
-def parse(schema_path: str, max_bytes: int):  # type: ignore[no-untyped-def]
-    state: dict[str, object] = {}
+def keyed_by_first_field(t_env: StreamTableEnvironment, table: Table) -> KeyedStream:
+    """``table`` (key STRING, value BYTES) as a stream keyed by its first field, partitioned in Java.
 
-    def _parse(row):  # type: ignore[no-untyped-def]
-        if "validator" not in state:
-            state["validator"] = events.load_validator(schema_path)
-        raw = bytes(row[0]) if row[0] is not None else None
-        try:
-            result = events.parse_event(raw, state["validator"], max_bytes)  # type: ignore[arg-type]
-        except Exception:
-            return
-        if isinstance(result, events.Transaction):
-            yield Row(result.customer_id, result)
-
-    return _parse
+    PyFlink's ``key_by`` always inserts a Python operator that computes the key and wraps each record
+    in ``Row(key, record)``. The rows here already have that shape, so the job does what ``key_by``
+    does after its Python operator: Java ``keyBy`` with PyFlink's own ``KeyByKeySelector`` (field 0),
+    and the KeyedStream wrapper PyFlink builds (pyflink/datastream/data_stream.py, 1.20). The Python
+    keyed operator then receives field 1 (the raw bytes). ``to_append_stream`` (not
+    ``to_data_stream``) gives the RowTypeInfo the embedded keyed operator requires.
+    """
+    stream = t_env.to_append_stream(table, KEYED_INPUT_TYPE)
+    gateway = get_gateway()
+    j_keyed = stream._j_data_stream.keyBy(gateway.jvm.KeyByKeySelector(),
+                                          Types.ROW([Types.STRING()]).get_java_type_info())
+    return KeyedStream(j_keyed, KEYED_INPUT_TYPE, stream)
 
 
 class Score(KeyedProcessFunction):  # type: ignore[misc]
-    def __init__(self, model_dir: str, model_version: str, threshold: float, state_ttl_days: int) -> None:
+    """Parse + validate the raw event, then FraudScorer over one keyed value per customer.
+
+    Per event: one JVM->Python call, one state read, one state write (a flat tuple pickled by
+    PyFlink, ``flink_app.detection.keyed``), and a timer only when the customer's expiry day moves.
+    """
+
+    def __init__(self, model_dir: str, model_version: str, threshold: float, state_ttl_days: int,
+                 schema_path: str, max_bytes: int, max_future_skew_s: float) -> None:
         self.model_dir = model_dir
         self.model_version = model_version
         self.threshold = threshold
         self.state_ttl_days = state_ttl_days
+        self.schema_path = schema_path
+        self.max_bytes = max_bytes
+        self.max_future_skew_s = max_future_skew_s
+        self.validator = None
         self.scorer = None
         self.state = None
 
     def open(self, runtime_context):  # type: ignore[no-untyped-def]
         from flink_app.model.artifact import load_scorer
 
+        self.validator = events.load_validator(self.schema_path)
         self.scorer = load_scorer(self.model_dir, self.model_version, self.threshold)
-        # State TTL cannot be configured from Python in thread mode (PyFlink 1.20 tries to start a
-        # Py4J gateway inside the TaskManager), so idle customers are cleared by a daily timer instead.
-        self.state = runtime_context.get_state(ValueStateDescriptor("customer", Types.PICKLED_BYTE_ARRAY()))
-        self.last_seen = runtime_context.get_state(ValueStateDescriptor("last_seen_ms", Types.LONG()))
+        # "customer_flat", not the earlier "customer" (a pickled dataclass): restoring an older
+        # checkpoint leaves that state unread, and customers start a fresh history once.
+        self.state = runtime_context.get_state(ValueStateDescriptor("customer_flat", Types.PICKLED_BYTE_ARRAY()))
 
-    def process_element(self, row, ctx):  # type: ignore[no-untyped-def]
-        from flink_app.detection.rules import CustomerState
-
-        txn = row[1]
-        customer = self.state.value() or CustomerState()
+    def process_element(self, raw, ctx):  # type: ignore[no-untyped-def]
+        try:
+            txn = events.parse_event(bytes(raw) if raw is not None else None, self.validator, self.max_bytes,
+                                     max_future_skew_s=self.max_future_skew_s)
+        except Exception:  # never fail the job on input; the processor DLQs it
+            return
+        if not isinstance(txn, events.Transaction):
+            return
+        if txn.customer_id != ctx.get_current_key():
+            # JSON_VALUE and the strict parser disagree (e.g. a duplicated "customer_id" key): the
+            # event must not be scored against another customer's state; the processor still stores it
+            return
+        customer, timer_ms = keyed.load(self.state.value())
         alerts = self.scorer.process(customer, txn)
-        self.state.update(customer)
-        now_ms = ctx.timer_service().current_processing_time()
-        self.last_seen.update(now_ms)
-        ttl_ms = self.state_ttl_days * DAY_MS
-        ctx.timer_service().register_processing_time_timer((now_ms // DAY_MS + 1) * DAY_MS + ttl_ms)
+        timers = ctx.timer_service()
+        now_ms = timers.current_processing_time()
+        new_timer = keyed.timer_to_register(now_ms, timer_ms, self.state_ttl_days)
+        if new_timer is not None:
+            timers.register_processing_time_timer(new_timer)
+            timer_ms = new_timer
+        self.state.update(keyed.store(customer, now_ms, timer_ms))
+        if not alerts:
+            return
         detected_at = now_iso()
         for alert in alerts:
             payload = alert.as_dict() | {"detected_at": detected_at}
@@ -87,10 +123,8 @@ class Score(KeyedProcessFunction):  # type: ignore[misc]
                       json.dumps(payload, separators=(",", ":")), alert.event_time, detected_at, alert.customer_id)
 
     def on_timer(self, timestamp, ctx):  # type: ignore[no-untyped-def]
-        last_seen = self.last_seen.value()
-        if last_seen is None or timestamp - last_seen >= self.state_ttl_days * DAY_MS:
+        if keyed.expired(self.state.value(), timestamp, self.state_ttl_days):
             self.state.clear()
-            self.last_seen.clear()
         return iter(())
 
 
@@ -120,12 +154,11 @@ def main(argv: list[str] | None = None) -> None:
                                         jdbc.sink("bronze.raw_fraud_alerts")))
     t_env.execute_sql(sql.keyed_bytes_sink_ddl("alerts_sink", kafka.sink(args.alerts_topic, f"{args.group_id}-alerts")))
 
-    raw = t_env.to_data_stream(t_env.from_path("source_raw"))
-    txns = raw.flat_map(parse(str(events.schema_path()), args.max_event_bytes), output_type=TXN_TYPE) \
-        .name("parse").uid("parse")
-    alerts = txns.key_by(lambda row: row[0], key_type=Types.STRING()) \
-        .process(Score(args.model_dir, args.model_version, args.alert_threshold, args.state_ttl_days),
-                 output_type=ALERT_TYPE).name("score").uid("score")
+    keyed_raw = t_env.sql_query(f"SELECT {CUSTOMER_ID_SQL} AS customer_id, `value` FROM source_raw "
+                                f"WHERE {CUSTOMER_ID_SQL} IS NOT NULL")
+    score = Score(args.model_dir, args.model_version, args.alert_threshold, args.state_ttl_days,
+                  str(events.schema_path()), args.max_event_bytes, args.max_future_skew_seconds)
+    alerts = keyed_by_first_field(t_env, keyed_raw).process(score, output_type=ALERT_TYPE).name("score").uid("score")
     alerts_table = t_env.from_data_stream(alerts)
     statements = t_env.create_statement_set()
     statements.add_insert("bronze_raw_fraud_alerts",

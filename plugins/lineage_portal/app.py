@@ -3,7 +3,9 @@
 Pages (HTML, shown inside the Airflow UI through an external view's iframe):
   ``/``             lineage graph      ``/quality``    dbt_quality results over time
   ``/docs/``        the published dbt docs site (index.html + manifest.json + catalog.json)
-JSON: ``/api/graph`` (from the manifest), ``/api/status`` (live), ``/api/quality``.
+JSON: ``/api/graph`` (from the manifest), ``/api/status`` (live), ``/api/quality`` (results + the
+dbt_quality DAG's schedule). "Run now" on the quality page posts to Airflow's own REST API from the
+browser, with the user's login (the ``_token`` cookie): the portal never triggers anything itself.
 Assets: ``/static/<file>`` (ours, in the package) and ``/vendor/<file>`` (npm libraries installed at
 set-up by scripts/setup_portal.sh).
 
@@ -45,8 +47,8 @@ SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "SAM
 
 
 def vendor_dir(settings: Settings) -> Path:
-    """Where scripts/setup_portal.sh ran `npm ci` (git-ignored, under the state dir)."""
-    return settings.state_dir / "portal-assets" / "node_modules"
+    """Where scripts/setup_portal.sh ran `npm ci` (git-ignored, under the installation dir)."""
+    return settings.portal_assets_dir / "node_modules"
 
 
 def _file(path: Path, *, cache: str = "private, no-cache") -> FileResponse:
@@ -149,12 +151,19 @@ def create_app(settings_provider: Any = get_settings) -> FastAPI:
 
     @app.get("/api/quality")
     def api_quality() -> JSONResponse:
+        """dbt_quality's results (warehouse) and its schedule and latest runs (Airflow's metadata DB).
+        Either half may be unavailable on its own; the page says which."""
         from streamflow.portal_status import quality_history
 
         try:
-            return _json(quality_history(settings()))
+            dag = task_status.quality_dag_status()
+        except Exception as error:  # metadata DB hiccup: the results can still be shown
+            dag = {"dag_id": task_status.QUALITY_DAG, "known": False, "runs": [],
+                   "note": f"schedule unavailable: {type(error).__name__}: {error}"}
+        try:
+            return _json({**quality_history(settings()), "dag": dag})
         except Exception as error:  # warehouse down: the page says so instead of a bare 500
-            return JSONResponse({"detail": f"quality results unavailable: {error}"}, status_code=503,
+            return JSONResponse({"detail": f"quality results unavailable: {error}", "dag": dag}, status_code=503,
                                 headers={"Cache-Control": "no-store"})
 
     return app

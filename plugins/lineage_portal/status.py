@@ -1,8 +1,9 @@
 """Live status of every lineage node, assembled from independent probes and cached briefly.
 
-The probes (warehouse, Kafka, Flink, Airflow task instances) run in parallel with a time limit, so a
-service that is down shows as ``unknown`` with the reason instead of hanging the page. Results are
-cached for ``CACHE_TTL_S``: several people watching the page cost one round of probes.
+The probes (warehouse, Kafka offsets, the DLQ's committed records, Flink job health, consumer lag,
+Airflow task instances) run in parallel with a time limit, so a service that is down shows as
+``unknown`` with the reason instead of hanging the page. Results are cached for ``CACHE_TTL_S``:
+several people watching the page cost one round of probes.
 """
 
 from __future__ import annotations
@@ -25,42 +26,91 @@ TASK_HEALTH = {
     "success": OK, "failed": FAIL, "upstream_failed": FAIL, "up_for_retry": WARN, "skipped": WARN,
     "running": RUNNING, "queued": RUNNING, "scheduled": RUNNING, "deferred": RUNNING, "restarting": RUNNING,
 }
-FLINK_OK = {"RUNNING"}
-FLINK_STARTING = {"CREATED", "INITIALIZING", "RECONCILING", "RESTARTING", "DEPLOYED", "STABLE"}
-FLINK_FAILED = {"FAILED", "FAILING", "CANCELED", "CANCELLING", "FINISHED", "SUSPENDED", "CLUSTER_DOWN"}
+#: Flink states, as :mod:`streamflow.flink_health` reports them, that mean "data is not flowing".
+FLINK_FAILING = {"RESTARTING", "FAILING", "FAILED", "CANCELLING", "CANCELED", "FINISHED", "SUSPENDED",
+                 "CLUSTER_DOWN"}
+FLINK_STARTING = {"CREATED", "INITIALIZING", "RECONCILING", "DEPLOYED", "DEPLOYING", "RUNNING"}
+FLINK_UNKNOWN = {"UNKNOWN", "unknown", ""}
+#: A job RUNNING this many stable windows without becoming healthy is stuck, not starting.
+STUCK_WINDOWS = 3
 
 
-def flink_health(state: str) -> str:
-    if state in FLINK_OK:
+def flink_health(health: dict[str, Any] | None) -> str:
+    """Colour of a Flink job node from a ``JobHealth`` (as a dict); only ``healthy`` is ok.
+
+    A restart loop passes through RUNNING between two failures, so the state alone never makes a
+    node green: RESTARTING/FAILING/terminal states are ``fail``, and so is a RUNNING job that has
+    restarted and is not healthy again yet. Missing evidence is ``unknown``, never ``ok``.
+    """
+    if not health:
+        return UNKNOWN
+    if health.get("healthy") is True:
         return OK
-    if state in FLINK_FAILED:
+    state = str(health.get("state") or "")
+    if state in FLINK_UNKNOWN:
+        return UNKNOWN
+    if state in FLINK_FAILING or health.get("final") is True:
         return FAIL
+    restarts = health.get("restarts")
+    if isinstance(restarts, int) and restarts > 0:
+        return FAIL  # restarted and not stable again: a restart loop looks exactly like this
     if state in FLINK_STARTING:
-        return RUNNING
-    return WARN if state != portal_status.UNKNOWN else UNKNOWN
+        since, checked = health.get("running_since"), health.get("checked_at")
+        window = float(health.get("stable_window_s") or 0)
+        if since and checked and window and checked - since > STUCK_WINDOWS * window:
+            return FAIL  # RUNNING for many windows without a checkpoint: a sink that cannot write
+        return RUNNING  # (re)deployed, not yet through its stable window and first checkpoint
+    return WARN  # NOT_DEPLOYED and anything else Flink may add
+
+
+def _flink_summary(health: dict[str, Any] | None, lag: dict[str, Any] | None) -> str:
+    parts = [str(health.get("state")) if health else "unknown"]
+    restarts = health.get("restarts") if health else None
+    if isinstance(restarts, int) and restarts > 0:
+        parts.append(f"{restarts} restart{'s' if restarts != 1 else ''}")
+    if lag and lag.get("lag") is not None:
+        parts.append(f"lag {lag['lag']:,}")
+    return " · ".join(parts)
+
+
+def _dlq_status(dlq: dict[str, Any] | None) -> dict[str, Any]:
+    """DLQ topic node: committed records (what a consumer can read), never offsets."""
+    if not dlq:
+        return {"health": UNKNOWN, "summary": "", "messages": None}
+    records, complete = int(dlq["records"]), bool(dlq["complete"])
+    text = f"{records:,}" if complete else f"≥ {records:,}"
+    return {
+        "health": WARN if records > 0 else (OK if complete else UNKNOWN),
+        "summary": f"{text} msgs in DLQ",
+        "messages": records if complete else None, "messages_at_least": records, "count_complete": complete,
+        "offsets": dlq.get("offsets"),
+    }
 
 
 def node_statuses(graph: LineageGraph, facts: dict[str, Any], dlq_topic: str) -> dict[str, dict[str, Any]]:
     """Per node id: ``health`` (ok/warn/fail/running/unknown), a one-line ``summary`` and the details."""
     tables: dict[str, dict[str, Any]] = facts.get("tables") or {}
-    topics: dict[str, int | None] = facts.get("topics") or {}
-    flink: dict[str, str] = facts.get("flink") or {}
+    offsets: dict[str, int | None] = facts.get("topics") or {}
+    flink: dict[str, dict[str, Any] | None] = facts.get("flink") or {}
+    lags: dict[str, dict[str, Any] | None] = facts.get("lag") or {}
     tasks: dict[str, dict[str, Any]] = facts.get("tasks") or {}
     out: dict[str, dict[str, Any]] = {}
     for node in graph.nodes.values():
         status: dict[str, Any] = {"health": UNKNOWN, "summary": ""}
-        if node.kind == "topic":
-            count = topics.get(node.label)
-            status["messages"] = count
+        if node.kind == "topic" and node.label == dlq_topic:
+            status.update(_dlq_status(facts.get("dlq")))
+        elif node.kind == "topic":
+            count = offsets.get(node.label)
+            status["offsets"] = count
             if count is not None:
-                is_dlq = node.label == dlq_topic
-                status["health"] = WARN if is_dlq and count > 0 else OK
-                status["summary"] = f"{count:,} msgs" + (" in DLQ" if is_dlq else "")
+                status["health"] = OK
+                status["summary"] = f"{count:,} offsets"
         elif node.kind == "flink_job":
-            state = flink.get(node.label, portal_status.UNKNOWN)
-            status.update(flink_state=state, health=flink_health(state), summary=state)
+            health, lag = flink.get(node.label), lags.get(node.label)
+            status.update(health=flink_health(health), summary=_flink_summary(health, lag),
+                          flink_state=(health or {}).get("state") or UNKNOWN, job=health, lag=lag)
         elif node.kind == "producer":
-            status["health"] = OK if any(topics.get(t.label) for t in graph.nodes.values()
+            status["health"] = OK if any(offsets.get(t.label) for t in graph.nodes.values()
                                          if t.kind == "topic" and f"{node.id}->{t.id}" in graph.edges) else UNKNOWN
         if node.relation and node.relation in tables:
             table = tables[node.relation]
@@ -101,20 +151,27 @@ def collect(graph: LineageGraph, settings: Settings,
             task_results: Callable[[], dict[str, dict[str, Any]]]) -> dict[str, Any]:
     """Run every probe and build the status document the page merges into the graph."""
     relations = [n.relation for n in graph.nodes.values() if n.relation]
-    topics = sorted({n.label for n in graph.nodes_of_kind("topic")} | {settings.topic_dlq})
+    topics = sorted({n.label for n in graph.nodes_of_kind("topic")} - {settings.topic_dlq})
     jobs = [n.label for n in graph.nodes_of_kind("flink_job")]
     probes: dict[str, Callable[[], Any]] = {
         "tables": lambda: portal_status.table_stats(settings, relations),
-        "topics": lambda: portal_status.topic_messages(settings, topics),
-        "flink": lambda: {job: portal_status.flink_job_state(settings, job) for job in jobs},
+        "topics": lambda: portal_status.topic_offsets(settings, topics),
+        "dlq": lambda: portal_status.dlq_records(settings),
+        "flink": lambda: portal_status.flink_health(settings, jobs),
+        "lag": lambda: portal_status.consumer_lags(settings, jobs),
         "tasks": task_results,
     }
     facts, errors = portal_status.gather(probes, timeout_s=PROBE_TIMEOUT_S)
-    dlq_messages = (facts.get("topics") or {}).get(settings.topic_dlq)
+    nodes = node_statuses(graph, facts, settings.topic_dlq)
+    dlq = _dlq_status(facts.get("dlq"))
     return {
         "generated_at": datetime.now(UTC).isoformat(),
         "runtime": settings.runtime.value,
-        "nodes": node_statuses(graph, facts, settings.topic_dlq),
-        "dlq": {"topic": settings.topic_dlq, "messages": dlq_messages},
+        "nodes": nodes,
+        "dlq": {"topic": settings.topic_dlq, "messages": dlq["messages"],
+                "at_least": dlq.get("messages_at_least"), "complete": dlq.get("count_complete", False),
+                "offsets": dlq.get("offsets"), "counted": "committed records (read_committed consumer)"},
+        "jobs": {job: {"health": nodes[f"flink:{job}"]["health"], "summary": nodes[f"flink:{job}"]["summary"]}
+                 for job in jobs if f"flink:{job}" in nodes},
         "errors": errors,
     }

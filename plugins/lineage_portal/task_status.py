@@ -94,3 +94,73 @@ def dbt_task_rows(dag_ids: Iterable[str] = DBT_DAGS, runs_per_dag: int = RUNS_PE
 
 def latest_dbt_results() -> dict[str, dict[str, Any]]:
     return pick_latest(dbt_task_rows())
+
+
+# ---- the dbt_quality DAG: when it runs next, and what its latest runs did ----------------------------
+QUALITY_DAG = "dbt_quality"
+GATE_TASK = "pipeline_bootstrapped"  # dags/dbt_quality.py: the ShortCircuitOperator before the checks
+QUALITY_RUNS = 5
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def describe_run(run: dict[str, Any], task_states: dict[str, str | None]) -> dict[str, Any]:
+    """One dbt_quality run for people: its state, and *why* when its checks did not run.
+
+    A run whose gate succeeded while every check was skipped is green in Airflow's grid but checked
+    nothing: the pipeline was never bootstrapped. That is said in words, not left to a colour."""
+    checks = {t: s for t, s in task_states.items() if t != GATE_TASK}
+    verdict = str(run.get("state") or "none")
+    note = ""
+    if task_states.get(GATE_TASK) == "success" and checks and all(s == "skipped" for s in checks.values()):
+        verdict = "skipped"
+        note = "pipeline never bootstrapped: no checks ran (trigger bootstrap_pipeline)"
+    elif task_states.get(GATE_TASK) == "failed":
+        note = "pipeline_bootstrapped failed (warehouse unreachable, or the task could not start): see its log"
+    failed = sorted(t for t, s in checks.items() if s in ("failed", "upstream_failed"))
+    if failed and not note:
+        note = "failed: " + ", ".join(failed)
+    return {
+        "run_id": run["run_id"], "state": run.get("state"), "verdict": verdict, "note": note,
+        "run_type": str(run.get("run_type") or ""), "run_after": _iso(run.get("run_after")),
+        "start_date": _iso(run.get("start_date")), "end_date": _iso(run.get("end_date")),
+        "tasks": task_states, "url": "dags/{}/runs/{}".format(*(quote(p, safe=_URL_SAFE) for p in
+                                                                   (str(run["dag_id"]), str(run["run_id"])))),
+    }
+
+
+def quality_dag_status(dag_id: str = QUALITY_DAG, runs: int = QUALITY_RUNS) -> dict[str, Any]:
+    """Schedule and latest runs of dbt_quality from Airflow's metadata DB (api-server process only):
+    whether the DAG is parsed and paused, when its next run is due, and its last ``runs`` runs."""
+    from airflow.models.dag import DagModel
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        dag = session.scalar(select(DagModel).where(DagModel.dag_id == dag_id))
+        if dag is None:
+            return {"dag_id": dag_id, "known": False, "runs": [],
+                    "note": f"{dag_id} is not parsed yet: check the dag-processor log for import errors"}
+        recent = session.execute(
+            select(DagRun.dag_id, DagRun.run_id, DagRun.state, DagRun.run_type, DagRun.run_after,
+                   DagRun.start_date, DagRun.end_date)
+            .where(DagRun.dag_id == dag_id).order_by(DagRun.run_after.desc()).limit(runs)
+        ).all()
+        states: dict[str, dict[str, str | None]] = {}
+        if recent:
+            for ti in session.execute(
+                select(TaskInstance.run_id, TaskInstance.task_id, TaskInstance.state)
+                .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id.in_([r.run_id for r in recent]))
+            ):
+                states.setdefault(ti.run_id, {})[ti.task_id] = str(ti.state) if ti.state else None
+        return {
+            "dag_id": dag_id, "known": True, "paused": bool(dag.is_paused), "stale": bool(dag.is_stale),
+            "schedule": dag.timetable_summary,
+            "next_run_after": _iso(dag.next_dagrun_create_after),
+            "runs": [describe_run(dict(r._mapping), states.get(r.run_id, {})) for r in recent],
+            "trigger_path": f"api/v2/dags/{quote(dag_id, safe='')}/dagRuns",
+        }

@@ -9,6 +9,7 @@ cluster-wide (namespace-scoped RBAC is enough).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -19,7 +20,8 @@ from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 
-from streamflow.operators.flink_status import Verdict, decide
+from streamflow.flink_health import DEFAULT_MAX_RESTARTS, Verdict, sensor_decision
+from streamflow.operators.flink_status import health_from_deployment
 
 GROUP, VERSION, PLURAL = "flink.apache.org", "v1beta1", "flinkdeployments"
 
@@ -35,7 +37,14 @@ def load_resource(application_file: str | dict[str, Any]) -> dict[str, Any]:
 
 
 class FlinkDeploymentApplyOperator(FlinkKubernetesOperator):
-    """Create the FlinkDeployment, or patch its spec if it exists (kubectl-apply-like)."""
+    """Create the FlinkDeployment, or patch its spec if it exists (kubectl-apply-like).
+
+    If the existing deployment's job is failing (RESTARTING/FAILING/FAILED, or restarted and not
+    healthy since; :func:`streamflow.flink_health.needs_redeploy`), the patch also bumps
+    ``spec.restartNonce``: the operator then redeploys the job with the spec's ``upgradeMode``
+    (savepoint on a job that is not RUNNING falls back to last-state: cancel, restore from the last
+    checkpoint). ADR 0010.
+    """
 
     def execute(self, context: Any) -> dict[str, Any]:
         from kubernetes.client.exceptions import ApiException
@@ -53,16 +62,46 @@ class FlinkDeploymentApplyOperator(FlinkKubernetesOperator):
             if error.status != 409:
                 raise
         patch = {"metadata": {k: v for k, v in body["metadata"].items() if k in ("labels", "annotations")},
-                 "spec": body["spec"]}
+                 "spec": dict(body["spec"])}
+        existing: dict[str, Any] = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        nonce = restart_nonce_for(existing)
+        if nonce is not None:
+            patch["spec"]["restartNonce"] = nonce
         patched: dict[str, Any] = api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch)
         self.log.info("FlinkDeployment %s/%s existed: spec patched (the operator upgrades it if it changed)",
                       namespace, name)
         return patched
 
 
+def restart_nonce_for(existing: dict[str, Any], now: float | None = None) -> int | None:
+    """The bumped ``spec.restartNonce`` if the existing deployment's job is failing, else None.
+
+    "Failing" is judged with the same stable window as the sensor (two of the deployed spec's
+    checkpoint intervals), so a job that came back from a restart seconds ago counts as flapping.
+    """
+    import logging
+
+    from streamflow.flink_health import STABLE_INTERVALS, needs_redeploy, parse_duration_s
+
+    name = str((existing.get("metadata") or {}).get("name") or "job")
+    configuration = (existing.get("spec") or {}).get("flinkConfiguration") or {}
+    window = STABLE_INTERVALS * parse_duration_s(str(configuration.get("execution.checkpointing.interval", "60s")))
+    health = health_from_deployment(name, existing, time.time() if now is None else now, stable_window_s=window)
+    if not needs_redeploy(health):
+        return None
+    current = int(((existing.get("spec") or {}).get("restartNonce")) or 0)
+    logging.getLogger(__name__).warning(
+        "FlinkDeployment %s is failing (%s): bumping spec.restartNonce %d -> %d so the operator redeploys it "
+        "(upgradeMode %s)", name, health.reason, current, current + 1,
+        ((existing.get("spec") or {}).get("job") or {}).get("upgradeMode"))
+    return current + 1
+
+
 class FlinkDeploymentRunningSensor(BaseSensorOperator):
-    """Succeeds when lifecycleState is STABLE/DEPLOYED and jobStatus.state is RUNNING; fails fast on
-    FAILED/ERROR with the Flink operator's own error message."""
+    """Succeeds only when the job is healthy (:func:`streamflow.operators.flink_status.health_from_deployment`:
+    RUNNING and STABLE/DEPLOYED, no restart within ``stable_window_s``, a checkpoint completed since it
+    (re)started, per the operator's health record); fails fast on FAILED/ERROR and on a restart loop,
+    with the Flink operator's own error message."""
 
     template_fields: Sequence[str] = ("name", "namespace")
 
@@ -74,6 +113,10 @@ class FlinkDeploymentRunningSensor(BaseSensorOperator):
         kubernetes_conn_id: str = "kubernetes_default",
         in_cluster: bool | None = None,
         config_file: str | None = None,
+        job: str | None = None,
+        stable_window_s: float = 120.0,
+        max_restarts: int = DEFAULT_MAX_RESTARTS,
+        deploy_task_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -82,6 +125,10 @@ class FlinkDeploymentRunningSensor(BaseSensorOperator):
         self.kubernetes_conn_id = kubernetes_conn_id
         self.in_cluster = in_cluster
         self.config_file = config_file
+        self.job = job or name.replace("-", "_")
+        self.stable_window_s = stable_window_s
+        self.max_restarts = max_restarts
+        self.deploy_task_id = deploy_task_id
 
     @cached_property
     def hook(self) -> KubernetesHook:
@@ -93,8 +140,22 @@ class FlinkDeploymentRunningSensor(BaseSensorOperator):
         resource = self.hook.custom_object_client.get_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, self.name
         )
-        decision = decide(resource)
-        self.log.info("FlinkDeployment %s/%s: %s", self.namespace, self.name, decision.reason)
+        health = health_from_deployment(self.job, resource, time.time(), self.stable_window_s)
+        baseline = self._restarts_at_deploy(context, health.job_id)
+        decision = sensor_decision(health, baseline, self.max_restarts)
+        self.log.info("FlinkDeployment %s/%s: %s (restarts %s, at deploy %s)", self.namespace, self.name,
+                      decision.reason, health.restarts, baseline)
         if decision.verdict is Verdict.FAILED:
             raise AirflowException(f"Flink job {self.name} failed: {decision.reason}")
         return decision.verdict is Verdict.RUNNING
+
+    def _restarts_at_deploy(self, context: Any, job_id: str | None) -> int | None:
+        """Restarts the deploy task's returned resource showed for the same job id (None if unknown)."""
+        ti = (context or {}).get("ti")
+        if ti is None or not self.deploy_task_id:
+            return None
+        deployed = ti.xcom_pull(task_ids=self.deploy_task_id)
+        if not isinstance(deployed, dict):
+            return None
+        before = health_from_deployment(self.job, deployed, time.time(), self.stable_window_s)
+        return before.restarts if before.job_id == job_id else None

@@ -344,6 +344,76 @@ def _cluster_ready(spec: FlinkJobSpec, settings: Settings) -> bool:
     return int(data.get("taskmanagers", 0)) >= 1 and int(data.get("slots-total", 0)) >= spec.parallelism
 
 
+class RestUnavailable(FlinkJobError):
+    """The JobManager process is alive but its REST API did not answer (starting, overloaded, hung)."""
+
+
+def cluster_alive(spec: FlinkJobSpec, settings: Settings) -> bool:
+    """Whether this job's JobManager process (from its pid file) is alive."""
+    return layout(spec, settings).jobmanager_pid.alive_pid() is not None
+
+
+def current_job_id(spec: FlinkJobSpec, settings: Settings) -> str | None:
+    """The job this spec's cluster runs now (active first, then the recorded one), or None."""
+    jobs = jobs_overview(spec, settings)
+    current = _current_job(spec, settings, jobs) if jobs else None
+    return str(current["jid"]) if current else None
+
+
+def job_rest_documents(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 5.0) -> dict[str, Any] | None:
+    """The raw REST documents :mod:`streamflow.flink_health` reads for the current job, or None if the
+    cluster runs no job. ``detail`` must answer (else :class:`RestUnavailable`); the others are
+    best-effort (None when missing) so the health rules can say *what* is unknown."""
+    base = rest_url(spec, settings)
+    try:
+        overview = _get_json(f"{base}/jobs/overview", timeout_s)
+    except (OSError, urllib.error.URLError, ValueError) as error:
+        raise RestUnavailable(f"GET {base}/jobs/overview: {error}") from None
+    jobs = list(overview.get("jobs", []))
+    current = _current_job(spec, settings, jobs) if jobs else None
+    if current is None:
+        return None
+    jid = str(current["jid"])
+    try:
+        detail = _get_json(f"{base}/jobs/{jid}", timeout_s)
+    except (OSError, urllib.error.URLError, ValueError) as error:
+        raise RestUnavailable(f"GET {base}/jobs/{jid}: {error}") from None
+    documents: dict[str, Any] = {"detail": detail}
+    for key, path in (("checkpoints", "checkpoints"), ("exceptions", "exceptions?maxExceptions=5"),
+                      ("metrics", "metrics?get=numRestarts")):
+        try:
+            documents[key] = _get_json(f"{base}/jobs/{jid}/{path}", timeout_s)
+        except (OSError, urllib.error.URLError, ValueError):
+            documents[key] = None
+    return documents
+
+
+def cancel_job(spec: FlinkJobSpec, settings: Settings, job_id: str, timeout_s: float = 60.0) -> str:
+    """Cancel a job through REST (``PATCH /jobs/<jid>?mode=cancel``) and wait for a terminal state.
+
+    Retained checkpoints survive a cancel (``RETAIN_ON_CANCELLATION`` in the spec), so the next
+    :func:`submit` resumes from the latest one.
+    """
+    base = rest_url(spec, settings)
+    request = urllib.request.Request(f"{base}/jobs/{job_id}?mode=cancel", method="PATCH")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback http only
+            response.read()
+    except urllib.error.HTTPError as error:
+        if error.code != 404:  # 404: the job is gone already
+            raise FlinkJobError(f"cancelling {spec.name} ({job_id}) failed: HTTP {error.code} {error.reason}") from None
+    deadline = time.monotonic() + timeout_s
+    state = "UNKNOWN"
+    while time.monotonic() < deadline:
+        state = next((str(j.get("state")) for j in jobs_overview(spec, settings) if j.get("jid") == job_id),
+                     "CANCELED")
+        if state in TERMINAL_STATES:
+            return state
+        time.sleep(1.0)
+    raise FlinkJobError(f"{spec.name} ({job_id}) still {state} {timeout_s:.0f} s after cancel; "
+                        f"see {layout(spec, settings).jobmanager_log}")
+
+
 def job_state(spec: FlinkJobSpec, settings: Settings) -> str:
     """State of this spec's current job: RUNNING, FAILED, ... or NOT_DEPLOYED / CLUSTER_DOWN."""
     if layout(spec, settings).jobmanager_pid.alive_pid() is None:
@@ -421,10 +491,25 @@ def latest_checkpoint(spec: FlinkJobSpec, settings: Settings) -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
 
 
+def restore_point(spec: FlinkJobSpec, settings: Settings) -> Path | None:
+    """Where a (re)submitted job resumes, following the spec's ``job.upgradeMode`` like the operator:
+
+    * ``stateless``: nowhere (fresh state; Kafka sources start from the group's committed offsets);
+    * ``last-state``: the latest retained checkpoint;
+    * ``savepoint``: the latest retained checkpoint too. The operator takes a savepoint only from a
+      RUNNING job; locally a resubmission follows a crash, a ``streamflow down`` or a failing job,
+      where no savepoint can be taken, and the operator itself then falls back to last-state
+      (``kubernetes.operator.job.upgrade.last-state-fallback.enabled``, default true).
+    """
+    if spec.upgrade_mode == "stateless":
+        return None
+    return latest_checkpoint(spec, settings)
+
+
 def submit(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 420.0) -> str:
-    """Submit the spec's job to its (running) cluster; resume from the latest checkpoint if any."""
+    """Submit the spec's job to its (running) cluster, resuming from :func:`restore_point`."""
     paths = layout(spec, settings)
-    restore = latest_checkpoint(spec, settings)
+    restore = restore_point(spec, settings)
     cmd = submit_command(spec, settings, restore)
     env = _process_env(spec, settings, paths)
     log.info("submitting flink job", job=spec.name, restore_from=restore or "none", log=paths.submit_log)
@@ -460,12 +545,22 @@ def submit(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 420.0) -> 
     return job_id
 
 
-def wait_running(spec: FlinkJobSpec, settings: Settings, job_id: str | None = None, timeout_s: float = 120.0) -> str:
-    """Poll ``/jobs/overview`` until the job is RUNNING with all tasks running; raise on FAILED/timeout."""
+def wait_running(spec: FlinkJobSpec, settings: Settings, job_id: str | None = None, timeout_s: float = 120.0,
+                 restarts_before: int = 0) -> str:
+    """Poll until the job is RUNNING with all tasks running; raise on FAILED, a restart loop or timeout.
+
+    A job whose sink cannot write never gets all its tasks RUNNING: it fails in the tasks' start-up,
+    restarts, fails again. Waiting for the timeout would only say "not RUNNING"; instead the restart
+    count is read every few seconds and a loop (two restarts more than ``restarts_before``) fails the
+    deploy at once, naming Flink's exception.
+    """
+    from streamflow.flink_health import Verdict, local_health, sensor_decision
+
     paths = layout(spec, settings)
     job_id = job_id or _recorded_job_id(spec, settings)
     deadline = time.monotonic() + timeout_s
     state = "UNKNOWN"
+    next_health_check = time.monotonic() + 3.0
     while time.monotonic() < deadline:
         for job in jobs_overview(spec, settings):
             if job.get("jid") != job_id:
@@ -479,6 +574,12 @@ def wait_running(spec: FlinkJobSpec, settings: Settings, job_id: str | None = No
                     f"flink job {spec.name} ({job_id}) is {state}; see {paths.jobmanager_log} "
                     f"and {paths.taskmanager_log}\n{tail(paths.taskmanager_log, 25)}"
                 )
+        if time.monotonic() >= next_health_check:
+            next_health_check = time.monotonic() + 3.0
+            health = local_health(spec.job_key, spec, settings, stable_window_s=0.0)
+            decision = sensor_decision(health, restarts_before if health.job_id == job_id else 0)
+            if decision.verdict is Verdict.FAILED:
+                raise FlinkJobError(f"{decision.reason}\nlogs: {paths.taskmanager_log}, {paths.jobmanager_log}")
         time.sleep(1.0)
     raise FlinkJobError(
         f"flink job {spec.name} ({job_id}) not RUNNING after {timeout_s:.0f} s (last state {state}); "
@@ -486,20 +587,73 @@ def wait_running(spec: FlinkJobSpec, settings: Settings, job_id: str | None = No
     )
 
 
+def redeploy(spec: FlinkJobSpec, settings: Settings, job_id: str, why: str,
+             submit_timeout_s: float = 420.0) -> str:
+    """Cancel a failing job and submit it again from :func:`restore_point` (ADR 0010).
+
+    The local equivalent of bumping ``spec.restartNonce`` on a FlinkDeployment: the operator
+    cancels a job that is not RUNNING and restores it from its last checkpoint (savepoint mode
+    falls back to last-state, as a failing job cannot take a savepoint).
+    """
+    log.warning("flink job is failing: cancelling and resubmitting", job=spec.name, job_id=job_id, reason=why,
+                upgrade_mode=spec.upgrade_mode)
+    try:
+        final = cancel_job(spec, settings, job_id)
+        log.info("flink job cancelled", job=spec.name, job_id=job_id, state=final)
+    except FlinkJobError as error:  # the cluster restart below ends it anyway
+        log.warning("flink job did not cancel cleanly", job=spec.name, job_id=job_id, error=error)
+    restart_cluster(spec, settings)
+    return submit(spec, settings, timeout_s=submit_timeout_s)
+
+
+def restart_cluster(spec: FlinkJobSpec, settings: Settings) -> ClusterLayout:
+    """Stop and start the job's JobManager and TaskManager (retained checkpoints stay).
+
+    Needed before every new job on a cluster that already ran one: a TaskManager that ran a
+    thread-mode PyFlink job cannot initialise Python for a second job (pemja:
+    ``NoSuchFieldException: loadedLibraryNames``, measured on 1.20.5), so the new job would
+    crash-loop for a reason that has nothing to do with it.
+    """
+    log.info("restarting flink cluster for a new job", job=spec.name,
+             restore_from=restore_point(spec, settings) or "none")
+    stop(spec, settings)
+    return start_cluster(spec, settings)
+
+
 def deploy(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 240.0,
            submit_timeout_s: float = 420.0) -> JobHandle:
-    """Idempotent: start the cluster if needed, submit unless a job is already active, wait RUNNING."""
+    """Idempotent: start the cluster if needed, submit unless a job is already active, wait RUNNING.
+
+    An active job in a restart loop (not healthy, restarted twice or more:
+    :func:`streamflow.flink_health.needs_redeploy`) on a whole cluster is cancelled and resubmitted
+    (:func:`redeploy`): re-running bootstrap_pipeline is how a user recovers a job, and "already
+    deployed" must not hide a restart loop. When this call had to start a lost JobManager or
+    TaskManager, the job is left to Flink's own recovery on the new process.
+    """
+    from streamflow.flink_health import local_health, needs_redeploy
+
+    before = layout(spec, settings)
+    cluster_was_whole = before.jobmanager_pid.alive_pid() is not None and before.taskmanager_pid.alive_pid() is not None
     paths = start_cluster(spec, settings)
     jobs = jobs_overview(spec, settings)
     active = [j for j in jobs if j.get("state") in ACTIVE_STATES]
+    restarts_before = 0
     if active:
         job_id = str(active[0]["jid"])
-        log.info("flink job already deployed", job=spec.name, job_id=job_id, state=active[0]["state"])
+        health = local_health(spec.job_key, spec, settings, stable_window_s=2.0 * settings.flink_checkpoint_interval_s)
+        if cluster_was_whole and needs_redeploy(health):
+            job_id = redeploy(spec, settings, job_id, health.reason, submit_timeout_s=submit_timeout_s)
+        else:
+            # A TaskManager this call just started: Flink restores the job on it by itself (no resubmit).
+            restarts_before = health.restarts or 0
+            log.info("flink job already deployed", job=spec.name, job_id=job_id, state=active[0]["state"],
+                     health=health.reason)
     else:
         if jobs:
             log.warning("flink job not active, resubmitting", job=spec.name, states=[j.get("state") for j in jobs])
+            restart_cluster(spec, settings)
         job_id = submit(spec, settings, timeout_s=submit_timeout_s)
-    state = wait_running(spec, settings, job_id, timeout_s=timeout_s)
+    state = wait_running(spec, settings, job_id, timeout_s=timeout_s, restarts_before=restarts_before)
     log.info("flink job running", job=spec.name, job_id=job_id, rest=rest_url(spec, settings))
     return JobHandle(spec.name, job_id, rest_url(spec, settings), state, paths.log_dir)
 
@@ -532,11 +686,17 @@ def stop_all(settings: Settings) -> list[str]:
 
 
 def status_lines(settings: Settings) -> list[str]:
-    """One line per job for `streamflow status`."""
+    """One line per job for `streamflow status`: its state and whether it is healthy (ADR 0010), and
+    why not on a second line."""
+    from streamflow.flink_health import default_stable_window_s, local_health
+
     lines = []
     for spec in load_all().values():
-        state = job_state(spec, settings)
-        lines.append(f"  flink {spec.name:<22} {state:<18} {rest_url(spec, settings)}")
+        health = local_health(spec.job_key, spec, settings, default_stable_window_s(spec, settings))
+        verdict = "healthy" if health.healthy else "not healthy"
+        lines.append(f"  flink {spec.name:<22} {health.state:<13} {verdict:<12} {rest_url(spec, settings)}")
+        if not health.healthy and health.state != "CLUSTER_DOWN":
+            lines.append(f"        {health.reason}")
     return lines
 
 

@@ -8,6 +8,8 @@ import yaml
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.sdk import BaseOperator
 
+from streamflow.flink_health import default_stable_window_s
+from streamflow.flink_spec import parse_spec
 from streamflow.generator_spec import POD_TEMPLATE, bounded_run_args, load_generator_spec
 from streamflow.operators.flink_kubernetes import FlinkDeploymentApplyOperator, FlinkDeploymentRunningSensor
 from streamflow.runtime import flink_spec_path
@@ -47,7 +49,10 @@ class KubernetesRuntime:
         )
         wait = FlinkDeploymentRunningSensor(
             task_id=f"wait_{job}_running", name=name, namespace=namespace, poke_interval=10, timeout=900,
-            mode="reschedule", **self._k8s_kwargs(),  # type: ignore[arg-type]
+            mode="reschedule", job=job, deploy_task_id=deploy.task_id,
+            # healthy = stable for two of the spec's checkpoint intervals (ADR 0010)
+            stable_window_s=default_stable_window_s(parse_spec(resource, flink_spec_path(job)), self.settings),
+            **self._k8s_kwargs(),  # type: ignore[arg-type]
         )
         deploy >> wait
         return deploy, wait

@@ -15,6 +15,7 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.providers.standard.sensors.python import PythonSensor
 from airflow.sdk import BaseOperator
 
+from streamflow.flink_health import DEFAULT_MAX_RESTARTS
 from streamflow.generator_spec import bounded_run_args, load_generator_spec, local_argv
 from streamflow.logs import get_log
 from streamflow.runtime import flink_spec_path
@@ -25,28 +26,47 @@ log = get_log("streamflow.runtime.local")
 
 # ---- callables (run inside Airflow tasks) ------------------------------------------------------
 def deploy_flink_job(job: str) -> dict[str, Any]:
+    """Start or keep the job; a failing job is cancelled and resubmitted (ADR 0010). The XCom keeps
+    the job id and its restart count, the baseline the "running" sensor measures a loop against."""
+    from streamflow.flink_health import job_health
     from streamflow.flink_spec import load_spec
     from streamflow.runtime import flink_local
 
     settings = get_settings()
     spec = load_spec(flink_spec_path(job))
     handle = flink_local.deploy(spec, settings)
-    return {"job": job, "handle": str(handle)}
+    health = job_health(job, settings)
+    return {"job": job, "handle": str(handle), "job_id": handle.job_id, "restarts": health.restarts}
 
 
-def flink_job_running(job: str) -> bool:
-    from streamflow.flink_spec import load_spec
-    from streamflow.runtime import flink_local
+def flink_job_running(job: str, ti: Any = None, max_restarts: int = DEFAULT_MAX_RESTARTS) -> bool:
+    """The "running" sensor: True only when the job is healthy (:func:`streamflow.flink_health.job_health`:
+    RUNNING, stable for two checkpoint intervals, a checkpoint completed since it (re)started).
+    Raises, naming Flink's last exception, when the job is terminal or in a restart loop."""
+    from streamflow.flink_health import Verdict, job_health, sensor_decision
 
     settings = get_settings()
-    spec = load_spec(flink_spec_path(job))
-    state = flink_local.job_state(spec, settings)
-    log.info("local flink job state", job=job, state=state)
-    if state in {"FAILED", "CANCELED", "FINISHED", "CLUSTER_DOWN"}:
-        raise RuntimeError(
-            f"local Flink job {job} is {state}: see `streamflow logs flink-{job}` and the Flink UI"
-        )
-    return state == "RUNNING"
+    health = job_health(job, settings)
+    baseline = _deployed_restarts(ti, job, health.job_id)
+    decision = sensor_decision(health, baseline, max_restarts)
+    log.info("flink job health", job=job, state=health.state, restarts=health.restarts,
+             restarts_at_deploy=baseline, healthy=health.healthy, verdict=decision.verdict.value,
+             reason=decision.reason)
+    if decision.verdict is Verdict.FAILED:
+        logs = settings.logs_dir / "flink" / job
+        raise RuntimeError(f"local Flink job {job}: {decision.reason}\nlogs: {logs}/taskmanager.log, "
+                           f"{logs}/jobmanager.log; Flink UI: {health.source}")
+    return decision.verdict is Verdict.RUNNING
+
+
+def _deployed_restarts(ti: Any, job: str, job_id: str | None) -> int | None:
+    """Restarts the deploy task saw on the same job id (None outside Airflow or for another job)."""
+    if ti is None:
+        return None
+    pushed = ti.xcom_pull(task_ids=f"deploy_{job}")
+    if not isinstance(pushed, dict) or pushed.get("job_id") != job_id or pushed.get("restarts") is None:
+        return None
+    return int(pushed["restarts"])
 
 
 def run_generator() -> dict[str, Any]:
@@ -79,7 +99,7 @@ class LocalRuntime:
         deploy = PythonOperator(task_id=f"deploy_{job}", python_callable=deploy_flink_job, op_kwargs={"job": job},
                                 execution_timeout=timedelta(minutes=5))
         wait = PythonSensor(task_id=f"wait_{job}_running", python_callable=flink_job_running,
-                            op_kwargs={"job": job}, poke_interval=3, timeout=300, mode="poke")
+                            op_kwargs={"job": job}, poke_interval=5, timeout=420, mode="poke")
         deploy >> wait
         return deploy, wait
 

@@ -76,6 +76,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             "SCARF_ANALYTICS": "false",
             "STREAMFLOW_RUNTIME": settings.runtime.value,
             "STREAMFLOW_STATE_DIR": str(settings.state_dir),
+            "STREAMFLOW_INSTALL_DIR": str(settings.install_dir),
         }
     )
     env.update(settings.warehouse_env())

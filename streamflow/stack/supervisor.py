@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterable
 
 from streamflow.logs import get_log
 from streamflow.settings import Settings
+from streamflow.stack import process
 from streamflow.stack.airflow import AIRFLOW_COMPONENTS, AirflowComponent
 from streamflow.stack.base import Service, ServiceStatus
 from streamflow.stack.kafka import KafkaService
@@ -89,6 +92,27 @@ def down(settings: Settings, only: Iterable[str] | None = None) -> list[str]:
             stopped.append(service.name)
             log.info("stopped", service=service.name)
     return stopped
+
+
+def kill(settings: Settings, name: str, sig: signal.Signals = signal.SIGKILL, *, timeout_s: float = 30.0) -> int:
+    """Send ``sig`` to one service's whole process group, as a crash (OOM, node loss) would; return
+    the pid that was killed, once no process of the group is left.
+
+    Nothing restarts the service: that is :func:`up`'s job (as a Kubernetes controller restarts a pod),
+    so fault tests can probe the outage in between. Raises if the service is not running or survives.
+    """
+    service = select(settings, [name], with_deps=False)[0]
+    pid = service.pid_file.alive_pid()
+    if pid is None:
+        raise process.ServiceError(f"{name} is not running: nothing to kill (start it with `streamflow up`)")
+    log.warning("killing service", service=name, pid=pid, signal=sig.name)
+    os.killpg(pid, sig)
+    deadline = time.monotonic() + timeout_s
+    while process.group_members(pid) and time.monotonic() < deadline:  # delivery is asynchronous
+        time.sleep(0.05)
+    if process.group_members(pid):
+        raise process.ServiceError(f"{name} (process group {pid}) still alive {timeout_s:.0f} s after {sig.name}")
+    return pid
 
 
 def status(settings: Settings) -> list[ServiceStatus]:

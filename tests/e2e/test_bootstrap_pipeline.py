@@ -19,7 +19,8 @@ import psycopg
 import pytest
 
 from streamflow.airflow_client import AirflowClient, follow_run
-from streamflow.pipeline import row_counts
+from streamflow.pipeline import RunRange, account_run, row_counts
+from streamflow.runtime import FLINK_JOBS
 from streamflow.settings import Settings
 from streamflow.stack import supervisor
 
@@ -65,6 +66,27 @@ def test_gold_is_populated(first_run: dict[str, Any], airflow_stack: Settings) -
         assert (counts["gold"][table] or 0) > 0, (table, counts["gold"])
     assert counts["gold"]["fct_transactions"] == counts["silver"]["stg_transactions"] or \
         counts["gold"]["fct_transactions"] > 0
+
+
+def _xcom(client: AirflowClient, run_id: str, task_id: str) -> Any:
+    entry = client.get(f"/api/v2/dags/bootstrap_pipeline/dagRuns/{run_id}/taskInstances/{task_id}"
+                       "/xcomEntries/return_value?deserialize=true")
+    value = entry["value"]
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def test_wait_for_bronze_waited_for_this_runs_events(first_run: dict[str, Any], client: AirflowClient,
+                                                     airflow_stack: Settings) -> None:
+    """ADR 0010: the range the generator wrote holds exactly its events, and every one of them is in bronze
+    (its partition/offset, ingested during the run) or in the DLQ, not merely "enough rows"."""
+    run = RunRange.from_xcom(_xcom(client, first_run["run_id"], "transactions_offsets_after"))
+    assert run.records == airflow_stack.generator_events
+    account = account_run(airflow_stack, run)
+    assert account.complete, account.missing_text()
+    assert sum(account.bronze.values()) > 0 and account.accounted == run.records
+    for job in FLINK_JOBS:  # the deploy tasks ran against jobs that then proved healthy
+        deployed = _xcom(client, first_run["run_id"], f"deploy_{job}")
+        assert deployed["job_id"], deployed
 
 
 def test_one_task_per_dbt_model(first_run: dict[str, Any]) -> None:

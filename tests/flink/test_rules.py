@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import pickle
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flink_app import events
+from flink_app.detection import keyed
 from flink_app.detection import rules as r
 from flink_app.events import Transaction
+from tests.flink.builders import make_event
 
 Build = Callable[..., Transaction]
 
@@ -122,3 +130,77 @@ def test_ordinary_customer_triggers_nothing(txn):
     state = r.CustomerState()
     feed(state, history(txn))
     assert fired(state, txn(1, seconds=3600, amount=22.0)) == set()
+
+
+# ---- flat state (what Flink stores) and the expiry timer: properties over generated streams --------
+
+
+
+CITIES = ((48.137, 11.575), (48.857, 2.352), (52.52, 13.405), (40.4168, -3.7038), (48.16, 11.6))
+CATEGORIES = ("grocery", "restaurant", "fuel", "jewelry", "electronics")
+_VALIDATOR = events.load_validator()
+
+step = st.tuples(
+    st.one_of(st.integers(0, 70), st.integers(0, 4000), st.integers(-1800, 0)),  # seconds since previous
+    st.one_of(st.floats(0.5, 1.99), st.floats(5, 80), st.floats(400, 5000)).map(lambda a: round(a, 2)),
+    st.sampled_from(CATEGORIES),
+    st.sampled_from(CITIES),
+)
+streams = st.lists(step, min_size=1, max_size=40)
+
+
+def stream_of(steps: list[tuple[int, float, str, tuple[float, float]]]) -> list[Transaction]:
+    """Transactions of one customer built through the real parser (events a day of steps long)."""
+    out, seconds = [], -86400.0
+    for i, (dt, amount, category, (lat, lon)) in enumerate(steps):
+        seconds += dt
+        hour = 3 * 3600 if i % 7 == 3 else 0  # now and then a night-time event
+        raw = json.dumps(make_event(i, seconds=seconds - hour, amount=amount, store_category=category,
+                                    lat=lat, lon=lon)).encode()
+        parsed = events.parse_event(raw, _VALIDATOR)
+        assert isinstance(parsed, Transaction), parsed
+        out.append(parsed)
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams)
+def test_flat_state_round_trips_through_pickle_at_every_step(steps):
+    state = r.CustomerState()
+    for t in stream_of(steps):
+        hits = r.evaluate(state, t, CFG)
+        r.update(state, t, CFG, hits, 0.25 if hits else None, (float(len(hits)),) * 8)
+        if hits:
+            state.recent[-1].alerted = True
+        flat = state.to_flat()
+        assert r.CustomerState.from_flat(pickle.loads(pickle.dumps(flat))) == state  # noqa: S301 - our own bytes
+        # only plain values: no class of ours inside, so the stored bytes do not depend on our code
+        assert b"flink_app" not in pickle.dumps(flat)
+
+
+@given(st.lists(st.integers(0, 40 * keyed.DAY_MS), min_size=1, max_size=60), st.integers(1, 40))
+def test_timer_registered_once_per_day_gives_the_timers_of_one_per_event(offsets, ttl_days):
+    """The new rule (register when the expiry moves) leaves Flink with exactly the timers that
+    registering on every event did (Flink keeps one timer per key and timestamp)."""
+    now = sorted(1_800_000_000_000 + o for o in offsets)
+    per_event = {keyed.expiry_timer_ms(n, ttl_days) for n in now}
+    registered, current = [], None
+    for n in now:
+        timer = keyed.timer_to_register(n, current, ttl_days)
+        if timer is not None:
+            registered.append(timer)
+            current = timer
+    assert set(registered) == per_event
+    assert len(registered) == len(per_event)  # never the same timer twice
+    assert len(registered) <= len({n // keyed.DAY_MS for n in now})
+
+
+def test_expiry_clears_only_customers_idle_for_the_ttl():
+    state = r.CustomerState()
+    seen = 1_800_000_000_000
+    stored = keyed.store(state, seen, keyed.expiry_timer_ms(seen, 30))
+    assert keyed.expired(stored, seen + 30 * keyed.DAY_MS, 30)
+    assert not keyed.expired(stored, seen + 30 * keyed.DAY_MS - 1, 30)
+    assert keyed.expired(None, seen, 30)
+    assert keyed.load(stored) == (state, keyed.expiry_timer_ms(seen, 30))
+    assert keyed.load(None) == (r.CustomerState(), None)

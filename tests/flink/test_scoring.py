@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 from sklearn.ensemble import IsolationForest
 
+from flink_app.detection import keyed
 from flink_app.detection import rules as r
 from flink_app.detection.scoring import (
     FEATURES,
@@ -14,6 +18,8 @@ from flink_app.detection.scoring import (
     features,
     normalise_model_score,
 )
+from flink_app.model.artifact import load_scorer
+from tests.flink.test_rules import stream_of, streams
 
 CFG = ScoringConfig()
 
@@ -72,3 +78,26 @@ def test_ordinary_stream_raises_no_alert(txn):
     for i in range(30):
         alerts += scorer.process(state, txn(i, seconds=i * 7200, amount=20.0 + i % 5))
     assert alerts == []
+
+
+# ---- the job stores the state flat between events: that must not change a single alert -----------
+
+
+
+_MODEL_SCORER = load_scorer()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams)
+def test_alerts_are_the_same_when_state_is_stored_flat_between_events(steps):
+    transactions = stream_of(steps)
+    in_memory = r.CustomerState()
+    expected = [a for t in transactions for a in _MODEL_SCORER.process(in_memory, t)]
+    stored = None
+    actual = []
+    for i, t in enumerate(transactions):
+        state, timer = keyed.load(pickle.loads(pickle.dumps(stored)))  # noqa: S301 - our own bytes
+        actual += _MODEL_SCORER.process(state, t)
+        stored = keyed.store(state, i, timer or 0)
+    assert actual == expected
+    assert keyed.load(stored)[0] == in_memory

@@ -5,6 +5,7 @@
 #   secrets/airflow-metadata.env  connection=postgresql://airflow:<same>@<warehouse rw service>/airflow
 #   secrets/airflow-keys.env      fernet-key, api-secret-key, jwt-secret
 # Idempotent: existing files are kept (delete one to rotate it). Files are mode 600 and git-ignored.
+# Then writes cluster/api-server.env (detect-api-server.sh): the address the NetworkPolicies allow.
 set -euo pipefail
 DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/secrets"
 PG_RW_HOST="streamflow-warehouse-rw.streamflow-data.svc"
@@ -39,3 +40,5 @@ fernet-key=$(python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.ur
 api-secret-key=$(rand)
 jwt-secret=$(rand)
 ENV
+
+"$(dirname "${BASH_SOURCE[0]}")/detect-api-server.sh"

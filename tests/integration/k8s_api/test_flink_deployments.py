@@ -10,6 +10,7 @@ the way the Flink operator does (there is no operator here: the test plays it).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -147,6 +148,17 @@ def test_sensor_follows_the_status_written_by_the_operator(
     _write_status(api_client, namespace, name, {
         "lifecycleState": "STABLE", "jobManagerDeploymentStatus": "READY", "error": None,
         "jobStatus": {"state": "RUNNING", "jobName": name, "jobId": "0" * 32}})
+    assert wait.poke(context={}) is False  # RUNNING alone proves nothing (ADR 0010): no health record yet
+
+    # The operator's cluster health check (kubernetes.operator.cluster.health-check.enabled in the spec):
+    # RUNNING for 10 min, a checkpoint completed 5 s ago, no restart.
+    now_ms = int(time.time() * 1000)
+    health = {"timeStamp": now_ms, "numRestarts": 0, "numRestartsEvaluationTimeStamp": now_ms - 600_000,
+              "numCompletedCheckpoints": 10, "numCompletedCheckpointsIncreasedTimeStamp": now_ms - 5000,
+              "healthy": True}
+    _write_status(api_client, namespace, name, {
+        "jobStatus": {"state": "RUNNING", "startTime": str(now_ms - 600_000), "updateTime": str(now_ms - 600_000)},
+        "clusterInfo": {"ClusterHealthInfo": json.dumps(health)}})
     assert wait.poke(context={}) is True
 
     # A re-run of the deploy task patches the spec only: the operator's status survives it.

@@ -17,6 +17,7 @@ from lineage_portal import MOUNT, URL_ROUTE
 from lineage_portal.app import VENDOR_FILES, create_app
 
 from streamflow.airflow_client import AirflowClient
+from streamflow.flink_spec import spec_for
 from streamflow.lineage import manifest_path
 from streamflow.settings import Settings
 
@@ -147,9 +148,29 @@ def test_live_status(base: str, http: httpx.Client, token: str, portal_stack: Se
     bronze = doc["nodes"]["source.streamflow.bronze.raw_transactions"]
     assert isinstance(bronze["rows"], int)  # migrations applied by the stack fixture: the table exists
     assert bronze["freshness_column"] == "ingested_at"
+    # The DLQ figure is a count of committed records (a read_committed consumer), with the offsets beside it.
     assert doc["dlq"]["topic"] == portal_stack.topic_dlq and isinstance(doc["dlq"]["messages"], int)
-    assert doc["nodes"]["flink:fraud_detector"]["flink_state"]
+    assert doc["dlq"]["complete"] is True and doc["dlq"]["offsets"] >= doc["dlq"]["messages"]
     assert all(s["health"] in {"ok", "warn", "fail", "running", "unknown"} for s in doc["nodes"].values())
+    # Each Flink job: streamflow.flink_health's reading (state, restarts, reason) and its group's lag.
+    assert set(doc["jobs"]) == {"transaction_processor", "fraud_detector", "realtime_aggregator"}
+    for job in doc["jobs"]:
+        node = doc["nodes"][f"flink:{job}"]
+        assert node["job"]["job"] == job and node["job"]["reason"], node
+        assert node["flink_state"] == node["job"]["state"]
+        assert node["lag"]["group"] == spec_for(job).kafka_group_id
+        if not node["job"]["healthy"]:
+            assert node["health"] != "ok"
+
+
+def test_quality_schedule_comes_from_airflow(base: str, http: httpx.Client, token: str):
+    """The Data Quality page says when dbt_quality runs next: Airflow's own schedule for the DAG."""
+    doc = http.get(f"{base}/api/quality", headers={"Authorization": f"Bearer {token}"}).json()
+    dag = doc["dag"]
+    assert dag["known"] is True and dag["dag_id"] == "dbt_quality", dag
+    assert dag["schedule"] and dag["trigger_path"] == "api/v2/dags/dbt_quality/dagRuns"
+    if not dag["paused"]:
+        assert dag["next_run_after"], dag
 
 
 def test_quality_results_over_time(base: str, http: httpx.Client, token: str, warehouse_dsn: str):

@@ -43,7 +43,8 @@ def main() -> None:
                     "retries": t.retries,
                     "upstream": sorted(t.upstream_task_ids),
                     "attrs": {k: str(getattr(t, k)) for k in ("application_file", "pod_template_file", "arguments",
-                                                              "namespace", "name")
+                                                              "namespace", "name", "stable_window_s",
+                                                              "deploy_task_id")
                               if hasattr(t, k)},
                 }
                 for t in dag.tasks

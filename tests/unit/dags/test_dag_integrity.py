@@ -79,8 +79,11 @@ def test_bootstrap_pipeline_structure(runtime: str) -> None:
     for job in FLINK_JOBS:
         assert tasks[f"deploy_{job}"]["upstream"] == ["provision"]
         assert tasks[f"wait_{job}_running"]["upstream"] == [f"deploy_{job}"]
-    assert tasks["run_generator"]["upstream"] == sorted(f"wait_{job}_running" for job in FLINK_JOBS)
-    assert tasks["wait_for_bronze"]["upstream"] == ["run_generator"]
+    # the generator starts only when every job is healthy; its range of offsets is noted before and after
+    assert tasks["transactions_offsets_before"]["upstream"] == sorted(f"wait_{job}_running" for job in FLINK_JOBS)
+    assert tasks["run_generator"]["upstream"] == ["transactions_offsets_before"]
+    assert tasks["transactions_offsets_after"]["upstream"] == ["run_generator"]
+    assert tasks["wait_for_bronze"]["upstream"] == ["transactions_offsets_after"]
     dbt = [t for t in tasks if t.startswith("dbt_models.")]
     for model in SILVER_MODELS + GOLD_MODELS:  # one task per dbt model (Cosmos)
         assert any(f".{model}" in t for t in dbt), (model, dbt)
@@ -131,6 +134,9 @@ def test_runtime_picks_the_operators() -> None:
     assert local["run_generator"]["type"] == "PythonOperator"
     assert k8s["deploy_fraud_detector"]["type"] == "FlinkDeploymentApplyOperator"
     assert k8s["wait_fraud_detector_running"]["type"] == "FlinkDeploymentRunningSensor"
+    # healthy = two of the spec's checkpoint intervals (60 s) without a restart (ADR 0010)
+    assert k8s["wait_fraud_detector_running"]["attrs"]["stable_window_s"] == "120.0"
+    assert k8s["wait_fraud_detector_running"]["attrs"]["deploy_task_id"] == "deploy_fraud_detector"
     assert k8s["run_generator"]["type"] == "KubernetesPodOperator"
     assert "--total-events" in k8s["run_generator"]["attrs"]["arguments"]
     applied = json.loads(k8s["deploy_fraud_detector"]["attrs"]["application_file"])

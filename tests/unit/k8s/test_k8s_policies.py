@@ -9,16 +9,24 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from k8s_static import (
+    API_SERVER_IP,
     HELM,
     IMAGES,
+    K8S,
     NAMESPACES,
+    OVERLAY,
     REPO,
     Doc,
     Endpoint,
@@ -245,10 +253,14 @@ FLINK_TM = pod("flink taskmanager", "streamflow-processing",
                {"type": "flink-native-kubernetes", "app": "fraud-detector", "component": "taskmanager"})
 FLINK_JM = pod("flink jobmanager", "streamflow-processing",
                {"type": "flink-native-kubernetes", "app": "fraud-detector", "component": "jobmanager"})
+OTHER_JOB_TM = pod("another job's taskmanager", "streamflow-processing",
+                   {"type": "flink-native-kubernetes", "app": "transaction-processor", "component": "taskmanager"})
 GENERATOR = pod("generator", "streamflow-processing", pod_template()["metadata"]["labels"])
 OPERATOR = pod("an operator", "streamflow-system", {"app.kubernetes.io/name": "strimzi-cluster-operator"})
 COREDNS = pod("coredns", "kube-system", {"k8s-app": "kube-dns"})
-KUBE_API = Endpoint("kube-apiserver", None)
+KUBE_API = Endpoint("kube-apiserver", None, ip=API_SERVER_IP)
+INTERNET = Endpoint("an address on the internet", None, ip="198.51.100.7")
+NODE = Endpoint("another node address", None, ip="203.0.113.11")
 OTHER = pod("some pod elsewhere", "default", {"app": "x"})
 
 FLOWS = [  # (src, dst, port, expected)
@@ -265,6 +277,17 @@ FLOWS = [  # (src, dst, port, expected)
     (BROKER, POSTGRES, 5432, False), (POSTGRES, BROKER, 9092, False), (SCHEDULER, BROKER, 9091, False),
     (SCHEDULER, FLINK_JM, 8081, False), (FLINK_TM, KUBE_API, 22, False), (OTHER, SCHEDULER, 8793, False),
     (BROKER, KUBE_API, 22, False),
+    # Flink pods among themselves (RPC 6123, blob 6124, data exchange), also across jobs.
+    (FLINK_TM, FLINK_JM, 6123, True), (FLINK_TM, FLINK_JM, 6124, True), (OTHER_JOB_TM, FLINK_JM, 6123, True),
+    # The generator shares the namespace with the Flink pods but reaches none of them: the JobManager's
+    # REST API submits and cancels jobs, and the TaskManagers' ports are not for it either.
+    (GENERATOR, FLINK_JM, 8081, False), (GENERATOR, FLINK_JM, 6123, False), (GENERATOR, FLINK_TM, 6122, False),
+    (FLINK_TM, GENERATOR, 8080, False), (SCHEDULER, FLINK_TM, 6122, False),
+    # The API server is reached at its address only: nothing leaves the cluster on 443/6443 elsewhere.
+    (SCHEDULER, INTERNET, 443, False), (SCHEDULER, NODE, 6443, False), (FLINK_JM, INTERNET, 443, False),
+    (OPERATOR, INTERNET, 443, False), (BROKER, INTERNET, 443, False), (POSTGRES, INTERNET, 6443, False),
+    (API_SERVER, INTERNET, 443, False), (FLINK_JM, KUBE_API, 6443, True), (POSTGRES, KUBE_API, 443, True),
+    (BROKER, KUBE_API, 443, True), (OPERATOR, KUBE_API, 6443, True),
 ]
 
 
@@ -273,6 +296,81 @@ FLOWS = [  # (src, dst, port, expected)
 def test_network_flows(rendered: list[Doc], src: Endpoint, dst: Endpoint, port: int, expected: bool) -> None:
     policies = [d for d in rendered if d["kind"] == "NetworkPolicy"]
     assert allowed(policies, src, dst, port) is expected
+
+
+def _egress_ip_blocks(policies: list[Doc]) -> list[tuple[str, Doc]]:
+    return [(ref(p), peer["ipBlock"]) for p in policies for rule in p["spec"].get("egress") or []
+            for peer in rule.get("to") or [] if "ipBlock" in peer]
+
+
+def test_egress_leaves_the_cluster_only_to_the_api_server_address(rendered: list[Doc]) -> None:
+    """No 0.0.0.0/0 (or any range) in an egress rule: the only off-cluster destination is the API
+    server, at the address the overlay rendered for, and every policy that reaches it is labelled so
+    the overlay's replacement finds it."""
+    policies = [d for d in rendered if d["kind"] == "NetworkPolicy"]
+    blocks = _egress_ip_blocks(policies)
+    assert len(blocks) == len(NAMESPACES)   # one API-server rule per namespace
+    assert [(where, block) for where, block in blocks if block != {"cidr": f"{API_SERVER_IP}/32"}] == []
+    labelled = {ref(p) for p in policies if p["metadata"]["labels"].get("streamflow.io/reaches") == "kube-apiserver"}
+    assert labelled == {where for where, _ in blocks}
+
+
+def test_the_base_alone_fails_closed() -> None:
+    """Rendered without the overlay, the API-server rules name TEST-NET-1 (unreachable), never any address."""
+    for path in sorted((K8S / "base" / "network-policies").glob("*.yaml")):
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        blocks = _egress_ip_blocks(docs)
+        assert blocks and all(block == {"cidr": "192.0.2.1/32"} for _, block in blocks), path.name
+
+
+def _detect(tmp_path: Path, path_dirs: list[Path], **env: str) -> subprocess.CompletedProcess[str]:
+    overlay = tmp_path / "overlay"
+    shutil.copytree(OVERLAY, overlay, ignore=shutil.ignore_patterns("secrets", "cluster"))
+    tools = tmp_path / "tools"
+    tools.mkdir(exist_ok=True)
+    for tool in ("bash", "mkdir", "mv", "dirname"):
+        found = shutil.which(tool)
+        assert found, tool
+        (tools / tool).symlink_to(found)
+    (tools / "python3").symlink_to(os.path.realpath(sys.executable))   # the interpreter, not a pyenv shim
+    return subprocess.run(["bash", str(overlay / "detect-api-server.sh")], capture_output=True, text=True,
+                          env={"PATH": ":".join(str(d) for d in [*path_dirs, tools]), **env}, check=False)
+
+
+def _written(tmp_path: Path) -> str:
+    env_file = (tmp_path / "overlay" / "cluster" / "api-server.env").read_text()
+    return next(line.split("=", 1)[1] for line in env_file.splitlines() if line.startswith("cidr="))
+
+
+def test_api_server_address_comes_from_the_cluster(tmp_path: Path) -> None:
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    (fake / "kubectl").write_text(
+        '#!/bin/bash\ncase "$*" in *endpointslices*) echo 10.20.30.40 ;; *current-context*) echo k3s ;; esac\n')
+    (fake / "kubectl").chmod(0o755)
+    proc = _detect(tmp_path, [fake])
+    assert proc.returncode == 0, proc.stderr
+    assert _written(tmp_path) == "10.20.30.40/32"
+
+
+def test_api_server_address_without_a_cluster_fails_closed_and_warns(tmp_path: Path) -> None:
+    proc = _detect(tmp_path, [])
+    assert proc.returncode == 0, proc.stderr
+    assert _written(tmp_path) == "192.0.2.1/32" and "WARNING: no cluster answers kubectl" in proc.stderr
+
+
+@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "10.0.0.0/8", "not-an-address"])
+def test_a_wide_api_server_range_is_refused(tmp_path: Path, cidr: str) -> None:
+    proc = _detect(tmp_path, [], API_SERVER_CIDR=cidr)
+    assert proc.returncode != 0 and "is not a single address or a narrow CIDR" in proc.stderr
+
+
+# --- Flink REST --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("deployment", flink_deployments(), ids=lambda d: d["metadata"]["name"])
+def test_flink_web_submission_is_disabled(deployment: Doc) -> None:
+    """The JobManager's REST API must not accept uploaded jars (`/jars/upload`, `/jars/<id>/run`): whoever
+    reaches port 8081 could otherwise run any code in the cluster. The operator needs none of it."""
+    assert deployment["spec"]["flinkConfiguration"].get("web.submit.enable") == "false"
 
 
 @pytest.mark.parametrize("namespace", sorted(NAMESPACES))

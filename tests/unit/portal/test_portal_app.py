@@ -22,7 +22,7 @@ HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
 @pytest.fixture
 def settings(tmp_path: Path, manifest) -> Settings:
-    s = load_settings(state_dir=tmp_path, dbt_artifacts_dir=str(tmp_path / "dbt"))
+    s = load_settings(state_dir=tmp_path, install_dir=tmp_path, dbt_artifacts_dir=str(tmp_path / "dbt"))
     s.dbt_docs_dir.mkdir(parents=True)
     (s.dbt_docs_dir / "manifest.json").write_text(json.dumps(manifest))
     (s.dbt_docs_dir / "catalog.json").write_text('{"nodes": {}}')
@@ -144,3 +144,29 @@ def test_menu_entries_follow_the_airflow_base_url():
     assert lineage["href"] == "/team-a/streamflow/lineage/"
     assert lineage["category"] == "StreamFlow" and lineage["name"] == "Lineage"
     assert plugin.menu_entries("http://127.0.0.1:8080")[0]["href"] == "/streamflow/lineage/"
+
+
+def test_quality_api_says_when_dbt_quality_runs_and_how_to_trigger_it(client, monkeypatch):
+    from lineage_portal import task_status
+
+    schedule = {"dag_id": "dbt_quality", "known": True, "paused": False, "schedule": "*/15 * * * *",
+                "next_run_after": "2026-12-02T20:15:00+00:00", "runs": [],
+                "trigger_path": "api/v2/dags/dbt_quality/dagRuns"}
+    monkeypatch.setattr(task_status, "quality_dag_status", lambda: schedule)
+    monkeypatch.setattr("streamflow.portal_status.quality_history", lambda s: {"runs": [], "failures": [], "tests": []})
+    assert client.get("/api/quality").json()["dag"] == schedule
+    # The metadata DB failing costs the schedule, not the results.
+    monkeypatch.setattr(task_status, "quality_dag_status", lambda: (_ for _ in ()).throw(OSError("db gone")))
+    doc = client.get("/api/quality").json()
+    assert doc["runs"] == [] and doc["dag"]["known"] is False and "db gone" in doc["dag"]["note"]
+    page = client.get("/quality").text
+    assert 'id="run-now"' in page and 'id="schedule"' in page
+
+
+def test_quality_page_triggers_through_airflows_api_with_the_users_login():
+    """"Run now" posts to Airflow's REST API from the browser with the session cookie: the portal
+    itself has no route that triggers anything."""
+    script = (portal_app.STATIC_DIR / "quality.js").read_text()
+    assert 'method: "POST", credentials: "same-origin"' in script
+    assert "logical_date: null" in script
+    assert not [r for r in portal_app.create_app().routes if "POST" in getattr(r, "methods", set())]

@@ -100,7 +100,7 @@ def test_platform_tasks_are_not_models(task_id):
 
 
 def test_manifest_path_prefers_the_newest(tmp_path: Path):
-    settings = load_settings(state_dir=tmp_path, dbt_artifacts_dir=str(tmp_path / "dbt"))
+    settings = load_settings(state_dir=tmp_path, install_dir=tmp_path, dbt_artifacts_dir=str(tmp_path / "dbt"))
     with pytest.raises(ManifestNotFound, match="streamflow prepare"):
         manifest_path(settings)
     target = settings.dbt_target_dir / "manifest.json"

@@ -10,7 +10,7 @@ from kubernetes.client.exceptions import ApiException
 
 from streamflow.operators.flink_kubernetes import FlinkDeploymentApplyOperator
 
-RESOURCE = {
+RESOURCE: dict[str, Any] = {
     "apiVersion": "flink.apache.org/v1beta1",
     "kind": "FlinkDeployment",
     "metadata": {"name": "fraud-detector", "namespace": "streamflow-processing", "labels": {"app": "x"}},
@@ -21,9 +21,14 @@ RESOURCE = {
 class FakeCustomObjects:
     """Records calls; answers like the API server (409 when the object exists)."""
 
-    def __init__(self, exists: bool) -> None:
+    def __init__(self, exists: bool, status: dict[str, Any] | None = None) -> None:
         self.exists = exists
+        self.status = status or {}
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def get_namespaced_custom_object(self, *args: Any) -> dict[str, Any]:
+        self.calls.append(("get", args))
+        return {**RESOURCE, "spec": {**RESOURCE["spec"], "restartNonce": 2}, "status": self.status}
 
     def create_namespaced_custom_object(self, *args: Any) -> dict[str, Any]:
         self.calls.append(("create", args))
@@ -61,8 +66,8 @@ def test_creates_when_missing() -> None:
 def test_patches_spec_when_it_exists() -> None:
     api = FakeCustomObjects(exists=True)
     result = _operator(api).execute(context={})
-    assert [c[0] for c in api.calls] == ["create", "patch"]
-    group, version, namespace, plural, name, body = api.calls[1][1]
+    assert [c[0] for c in api.calls] == ["create", "get", "patch"]
+    group, version, namespace, plural, name, body = api.calls[2][1]
     assert (group, version, plural) == ("flink.apache.org", "v1beta1", "flinkdeployments")
     assert (namespace, name) == ("streamflow-processing", "fraud-detector")
     assert body["spec"] == RESOURCE["spec"]
@@ -77,3 +82,29 @@ def test_other_api_errors_propagate() -> None:
 
     with pytest.raises(ApiException):
         _operator(Forbidden(exists=False)).execute(context={})
+
+
+def test_a_failing_job_gets_its_restart_nonce_bumped() -> None:
+    """Re-running bootstrap_pipeline on a job in a restart loop makes the operator redeploy it (ADR 0010)."""
+    health = {"timeStamp": 1796238100000, "numRestarts": 4, "numRestartsEvaluationTimeStamp": 1796238000000,
+              "numCompletedCheckpoints": 0, "numCompletedCheckpointsIncreasedTimeStamp": 1796238000000,
+              "healthy": True}
+    status = {"lifecycleState": "DEPLOYED", "jobManagerDeploymentStatus": "READY",
+              "jobStatus": {"state": "RESTARTING", "jobId": "a" * 32, "startTime": "1796238000000"},
+              "clusterInfo": {"ClusterHealthInfo": json.dumps(health)}}
+    api = FakeCustomObjects(exists=True, status=status)
+    _operator(api).execute(context={})
+    body = api.calls[-1][1][-1]
+    assert body["spec"]["restartNonce"] == 3
+    assert body["spec"]["job"] == RESOURCE["spec"]["job"]
+
+
+@pytest.mark.parametrize("status", [
+    {"lifecycleState": "STABLE", "jobStatus": {"state": "RUNNING", "jobId": "a" * 32}},
+    # restarting once, or with no operator health record: left to Flink's own recovery
+    {"lifecycleState": "DEPLOYED", "jobStatus": {"state": "RESTARTING", "jobId": "a" * 32}},
+])
+def test_a_job_that_is_not_looping_keeps_its_restart_nonce(status: dict[str, Any]) -> None:
+    api = FakeCustomObjects(exists=True, status=status)
+    _operator(api).execute(context={})
+    assert "restartNonce" not in api.calls[-1][1][-1]["spec"]
