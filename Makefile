@@ -10,7 +10,7 @@ DEV_PY := $(VENV)/dev/bin/python
 FLINK_PY := $(VENV)/flink/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help preflight setup setup-test up down status doctor bootstrap test test-unit lint bench images k8s-render k8s-deploy k8s-api clean
+.PHONY: help preflight setup setup-test up down status doctor bootstrap test test-unit lint bench images k8s-images k8s-operator k8s-node-bin k8s-render k8s-deploy k8s-api clean
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,6 +60,15 @@ bench: setup-test ## run every benchmark (or one: make bench B=generator_through
 
 images: ## build the container images (needs a Docker engine)
 	@bash scripts/build_images.sh
+
+k8s-images: ## build our three images with podman from an mmdebstrap Debian base (no Docker, no registry; ~30 min cold, ~90 s warm)
+	@bash scripts/k8s_images.sh all
+
+k8s-operator: ## build the Flink Kubernetes Operator 1.10.0 jar from ../shared/vendor with Maven (cached under .streamflow/)
+	@bash scripts/k8s_operator_build.sh
+
+k8s-node-bin: ## compile kubelet, kube-controller-manager, kube-scheduler, kube-proxy and CoreDNS from the Go module proxy
+	@bash scripts/build_k8s_binaries.sh node
 
 k8s-render: ## render the single-node overlay with kustomize (to stdout)
 	@bash scripts/k8s_render.sh
