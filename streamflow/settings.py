@@ -227,8 +227,9 @@ class Settings(BaseSettings):
     dbt_artifacts_dir: str = ""
     dbt_execution_mode: DbtExecutionMode = DbtExecutionMode.WATCHER
 
-    # Start-up timeouts for the local supervisor.
-    service_start_timeout_s: int = Field(120, ge=5, le=1800)
+    # Start-up timeout per service for the local supervisor. A service whose process dies fails at once;
+    # this only bounds a slow start: Airflow's api-server measured 95-122 s on a 2-core host at load ~20.
+    service_start_timeout_s: int = Field(300, ge=5, le=1800)
 
     @model_validator(mode="before")
     @classmethod
