@@ -107,7 +107,8 @@ def _get(url: str) -> Any:
 
 
 def _group_cpu_s(leader: int) -> float:
-    """CPU seconds (user + system) of every live process in ``leader``'s process group."""
+    """CPU seconds (user + system) of every live process in ``leader``'s process group or forked by it
+    (PostgreSQL backends run in sessions of their own, their parent is the postmaster)."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -115,7 +116,7 @@ def _group_cpu_s(leader: int) -> float:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == leader:  # pgrp
+        if int(fields[2]) == leader or int(fields[1]) == leader:  # pgrp, ppid
             total += int(fields[11]) + int(fields[12])
     return total / ticks
 

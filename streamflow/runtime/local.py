@@ -96,8 +96,9 @@ class LocalRuntime:
         self.settings = settings
 
     def flink_job(self, job: str) -> tuple[BaseOperator, BaseOperator]:
+        # Up to: cluster start 90 s + (a redeploy's cancel and cluster restart) + submit 420 s + RUNNING 240 s.
         deploy = PythonOperator(task_id=f"deploy_{job}", python_callable=deploy_flink_job, op_kwargs={"job": job},
-                                execution_timeout=timedelta(minutes=5))
+                                execution_timeout=timedelta(minutes=15))
         wait = PythonSensor(task_id=f"wait_{job}_running", python_callable=flink_job_running,
                             op_kwargs={"job": job}, poke_interval=5, timeout=420, mode="poke")
         deploy >> wait

@@ -80,6 +80,19 @@ def test_late_events_are_judged_by_the_time_between_them(txn):
     assert r.IMPOSSIBLE_TRAVEL in fired(state, txn(2, seconds=3 * 86400 - 1800, lat=48.857, lon=2.352))
 
 
+def test_a_location_reached_impossibly_is_not_the_next_reference(txn):
+    """A card used in New York 30 min after Munich is flagged; the customer's next purchase back in
+    Munich must not be flagged as a jump from New York (the generator never puts a legit purchase
+    right after such fraud; real traffic does)."""
+    state = r.CustomerState()
+    feed(state, [txn(0, seconds=0, lat=48.137, lon=11.575)])  # Munich
+    assert r.IMPOSSIBLE_TRAVEL in fired(state, txn(1, seconds=1800, lat=40.7128, lon=-74.006))  # New York
+    feed(state, [txn(1, seconds=1800, lat=40.7128, lon=-74.006)])
+    assert r.IMPOSSIBLE_TRAVEL not in fired(state, txn(2, seconds=3600, lat=48.14, lon=11.58))  # Munich again
+    # another purchase in New York soon after is still impossible from Munich
+    assert r.IMPOSSIBLE_TRAVEL in fired(state, txn(3, seconds=2400, lat=40.7128, lon=-74.006))
+
+
 def test_high_value_above_mean_plus_six_std(txn):
     state = r.CustomerState()
     feed(state, history(txn))

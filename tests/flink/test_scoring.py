@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import pickle
 
 import numpy as np
@@ -101,3 +102,27 @@ def test_alerts_are_the_same_when_state_is_stored_flat_between_events(steps):
         stored = keyed.store(state, i, timer or 0)
     assert actual == expected
     assert keyed.load(stored)[0] == in_memory
+
+
+def test_evaluation_reports_false_alerts_per_legit_scenario():
+    """``--labelled-input`` labels travel next to the events; a legit large purchase the rules flag is
+    counted under its scenario, fraud under its pattern."""
+    from flink_app.evaluation import evaluate
+    from tests.flink.builders import make_event
+
+    events_, labels = [], {}
+    for i in range(8):  # a customer's ordinary history, an hour apart
+        events_.append(make_event(i, seconds=i * 3600, amount=20.0 + i % 3))
+        labels[f"t-{i}"] = "legit:ordinary"
+    events_.append(make_event(8, seconds=9 * 3600, amount=900.0))  # legit, but 40 x the usual
+    labels["t-8"] = "legit:large_legit"
+    for j in range(9, 15):  # six payments in 50 s
+        events_.append(make_event(j, seconds=10 * 3600 + (j - 9) * 10, amount=30.0, is_fraud_truth=True,
+                                  fraud_pattern="velocity_burst"))
+        labels[f"t-{j}"] = "velocity_burst"
+    result = evaluate([json.dumps(e).encode() for e in events_], FraudScorer(None), labels)
+    assert result["per_legit_scenario"]["large_legit"] == {
+        "events": 1, "false_alerts": 1, "false_alert_rate": 1.0, "rules": {r.HIGH_VALUE: 1}}
+    assert result["per_legit_scenario"]["ordinary"]["false_alerts"] == 0
+    assert result["per_pattern"][r.VELOCITY]["recall"] == 1.0
+    assert result["recall"] == 1.0 and result["precision"] == round(6 / 7, 4)

@@ -39,8 +39,8 @@ def _dead_child() -> tuple[int, str]:
     return pid, started
 
 
-def _record(job_id: str, restarts: int, restored: str | None = None) -> JobRecord:
-    return JobRecord(job_id, restarts, restored, None, None)
+def _record(job_id: str, restarts: int, restored: str | None = None, restores: int = 0) -> JobRecord:
+    return JobRecord(job_id, restarts, restores, restored, None, None)
 
 
 def test_a_real_outage_with_a_replaced_process_is_accepted() -> None:
@@ -79,6 +79,13 @@ def test_flink_must_record_the_restart_or_the_restore() -> None:
     assert any("no restart" in p for p in same.problems())
     risen = Evidence(before={"job": _record("a", 0)}, after={"job": _record("a", 1)}, expect_restart=("job",))
     assert risen.problems() == []
+    # a TaskManager loss: numRestarts stays 0 (measured), the job restored a checkpoint once more
+    restored_again = Evidence(before={"job": _record("a", 0)}, after={"job": _record("a", 0, "file:/chk-9", 1)},
+                              expect_restart=("job",))
+    assert restored_again.problems() == []
+    other_job = Evidence(before={"job": _record("a", 0)}, after={"job": _record("b", 3, "file:/chk-9", 1)},
+                         expect_restart=("job",))
+    assert any("no restart" in p for p in other_job.problems())
     fresh = Evidence(before={"job": _record("a", 0)}, after={"job": _record("b", 0)}, expect_resubmit=("job",))
     assert any("restored no checkpoint" in p for p in fresh.problems())
     kept = Evidence(before={"job": _record("a", 0)}, after={"job": _record("a", 0, "file:/chk-3")},

@@ -400,7 +400,7 @@ def run_case(pipeline: Pipeline, fault: Fault | None, name: str, burst: HostileB
     pipeline.next_era = max(era_start + timedelta(days=1), max_event_time or era_start) + timedelta(hours=1)
 
     after = probes.records(specs, settings)
-    outcome.restarts = {job: (after[job].restarts or 0) - (before[job].restarts or 0)
+    outcome.restarts = {job: probes.restarts_between(before[job], after[job])
                         for job in JOBS if after[job].job_id == before[job].job_id}
     if fault is not None:
         evidence.probes, evidence.before, evidence.after = fault.probes, before, after
