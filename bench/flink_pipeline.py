@@ -14,6 +14,7 @@ Runs against the local stack: starts PostgreSQL/Kafka and the job clusters if ne
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 import time
@@ -82,7 +83,8 @@ def throughput(settings: Settings, groups: dict[str, str]) -> list[dict[str, Any
     figures = [{"figure": "generator -> Kafka (producer only)", "value": round(THROUGHPUT_EVENTS / produced_s),
                 "unit": "events/s", "goal": "informational", "notes": f"{THROUGHPUT_EVENTS} events"}]
     notes = (f"{THROUGHPUT_EVENTS} generator events produced as fast as possible while all three jobs run "
-             f"(processor p=2, detector p=2, aggregator p=1) on one 2-core machine with Kafka and PostgreSQL; "
+             f"({', '.join(f'{n} p={s.parallelism}' for n, s in load_all().items() if n in groups)}) on one 2-core "
+             f"machine with Kafka and PostgreSQL; "
              f"started once every job had caught up with the topic ({drained_s:.0f} s of earlier backlog drained)")
     figures.append({"figure": "sustained throughput generator -> bronze committed (transaction_processor)",
                     "value": round(THROUGHPUT_EVENTS / bronze_s) if bronze_s else None, "unit": "events/s",
@@ -190,6 +192,7 @@ def run() -> list[dict[str, Any]]:
     ensure_topics(settings)
     specs = load_all()
     already = {n for n in JOBS if flink_local.job_state(specs[n], settings) == "RUNNING"}
+    restored = {n for n in JOBS if n not in already and flink_local.latest_checkpoint(specs[n], settings)}
     figures: list[dict[str, Any]] = []
     try:
         for name in JOBS:
@@ -198,6 +201,14 @@ def run() -> list[dict[str, Any]]:
         figures += throughput(settings, groups)
         figures += latency(settings)
         figures += memory(settings)
+        # issue 13: a figure says which state it started from (and how busy the shared machine was)
+        start = (f"starting state: PostgreSQL/Kafka {'started by the bench' if started else 'already running'}; "
+                 f"jobs already running: {sorted(already) or 'none'}; restored from a checkpoint: "
+                 f"{sorted(restored) or 'none'}; state backends: "
+                 + ", ".join(f"{n} {specs[n].flink_configuration.get('state.backend.type')}" for n in JOBS)
+                 + f"; load average at the end {os.getloadavg()[0]:.1f}")
+        for figure in figures:
+            figure["notes"] = f"{figure.get('notes', '')}; {start}"
     finally:
         for name in JOBS:
             if name not in already:

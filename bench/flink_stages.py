@@ -58,13 +58,16 @@ class Variant:
 
 
 HASHMAP = {"state.backend.type": "hashmap", "state.backend.incremental": "false"}
+ROCKSDB = {"state.backend.type": "rocksdb", "state.backend.incremental": "true"}
 VARIANTS = [
-    Variant("detector-legacy-p2-rocksdb", "fraud-detector", "code before issue 13, spec as before", legacy=True),
-    Variant("detector-p2-rocksdb", "fraud-detector", "current code, spec as is (RocksDB, p=2)"),
+    Variant("detector-legacy-p2-rocksdb", "fraud-detector", "code and spec before issue 13 (RocksDB, p=2)",
+            legacy=True),
+    Variant("detector-p2-rocksdb", "fraud-detector", "current code; RocksDB, p=2", configuration=ROCKSDB),
     Variant("detector-p2-hashmap", "fraud-detector", "current code; HashMap backend, p=2", configuration=HASHMAP),
     Variant("detector-p1-hashmap", "fraud-detector", "current code; HashMap backend, p=1",
             parallelism=1, configuration=HASHMAP),
-    Variant("detector-p1-rocksdb", "fraud-detector", "current code; RocksDB, p=1", parallelism=1),
+    Variant("detector-p1-rocksdb", "fraud-detector", "current code; RocksDB, p=1", parallelism=1,
+            configuration=ROCKSDB),
     *[Variant(f"skeleton-{stage}-p1-hashmap", "fraud-detector",
               f"detector graph, keyed Python operator doing {stage} (bench/flink_detector_skeleton.py), "
               "blackhole sink, HashMap, p=1", parallelism=1, configuration=HASHMAP,
@@ -80,7 +83,7 @@ VARIANTS = [
             count="bronze"),
     Variant("processor-p2", "transaction-processor", "transaction_processor as specified", count="bronze"),
     Variant("processor-p1", "transaction-processor", "transaction_processor, p=1", parallelism=1, count="bronze"),
-    Variant("aggregator-p1", "realtime-aggregator", "realtime_aggregator as specified (p=1, RocksDB)"),
+    Variant("aggregator-p1", "realtime-aggregator", "realtime_aggregator, RocksDB (p=1)", configuration=ROCKSDB),
     Variant("aggregator-p1-hashmap", "realtime-aggregator", "realtime_aggregator, HashMap backend",
             configuration=HASHMAP),
     Variant("sql-ceiling-blackhole", "transaction-processor",
@@ -237,6 +240,7 @@ def drain(variant: Variant, spec: Any, settings: Any, prefix: str, timeout_s: fl
     source_metric: tuple[str, str] | None = None
     threads_first: dict[str, float] = {}
     threads_last: dict[str, float] = {}
+    loads: list[float] = []
     services_first: dict[str, float] = {}
     services_last: dict[str, float] = {}
     while time.monotonic() - began < timeout_s:
@@ -266,6 +270,8 @@ def drain(variant: Variant, spec: Any, settings: Any, prefix: str, timeout_s: fl
                 threads_last = _thread_cpu_s(leader)
                 services_last = {name: _group_cpu_s(pid) for name, pid in services.items()}
         reached = max((max(a, b) for a, b in counters), default=0) >= BACKLOG
+        if first:
+            loads.append(os.getloadavg()[0])
         if first and now >= next_busy:
             next_busy = now + 2.0
             for vid in names:
@@ -291,6 +297,7 @@ def drain(variant: Variant, spec: Any, settings: Any, prefix: str, timeout_s: fl
         deltas = {k: v - threads_first.get(k, 0.0) for k, v in threads_last.items()}
         result["tm_threads_ms_per_1k_events"] = {
             k: round(v / BACKLOG * 1e6, 1) for k, v in sorted(deltas.items(), key=lambda kv: -kv[1])[:8]}
+    result["load_average_during"] = round(sum(loads) / len(loads), 1) if loads else None
     result["vertices"] = [
         {"name": names[vid][:160],
          "busy_ms_per_s": round(sum(b for b, _ in samples[1:-1] or samples) / len(samples[1:-1] or samples)),

@@ -23,7 +23,13 @@ run() {
 if [[ -d tests/flink ]]; then
   run "flink job logic" "$VENV/flink/bin/python" -m pytest tests/flink -q -p no:cacheprovider --confcutdir=tests/flink
 fi
-run "unit, integration, e2e" "$VENV/dev/bin/python" -m pytest tests --ignore=tests/flink -q -p no:cacheprovider "$@"
+if [[ -d tests/flink_runtime ]]; then
+  run "flink jobs on a mini cluster" "$VENV/flink/bin/python" -m pytest tests/flink_runtime -q -p no:cacheprovider \
+    --confcutdir=tests/flink_runtime
+fi
+# --durations: where the suite's time goes, printed by every run (CI included)
+run "unit, integration, e2e" "$VENV/dev/bin/python" -m pytest tests --ignore=tests/flink --ignore=tests/flink_runtime \
+  -q -p no:cacheprovider --durations=40 "$@"
 # Leave no service behind after the suite (the fixtures stop what they started; this is the safety net
 # for a session killed before its teardown). Only the test stack's own pid files are read.
 "$VENV/dev/bin/python" -m tests.stack_isolation stop || status=1

@@ -14,12 +14,20 @@ Pure functions: the job and the offline evaluation use them, tests check them wi
 
 from __future__ import annotations
 
+import base64
+
 from flink_app.detection.rules import CustomerState, FlatState
 
 DAY_MS = 86_400_000
 
 #: What the ValueState holds: (flat customer state, last event's processing time, registered timer).
 Stored = tuple[FlatState, int, int]
+
+
+def customer_key(customer_id: str) -> str:
+    """The stream's key for a customer: ``TO_BASE64`` of the id's UTF-8 bytes, as the job's SQL computes
+    it (an ASCII key survives the Java -> Python conversion unchanged; see fraud_detector.KEYED_INPUT_SQL)."""
+    return base64.b64encode(customer_id.encode("utf-8")).decode("ascii")
 
 
 def expiry_timer_ms(now_ms: int, ttl_days: int) -> int:

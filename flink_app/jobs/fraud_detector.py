@@ -1,7 +1,7 @@
 """fraud_detector: per-customer scoring with keyed state; alerts to bronze and ``fraud.alerts``.
 
-Kafka (raw bytes) -> SQL: customer_id = JSON_VALUE(value, '$.customer_id') (Java; NULL -> dropped)
-  -> keyBy(customer_id) in Java (no Python key-selector operator, no pickled hand-off)
+Kafka (raw bytes) -> SQL: customer_key = TO_BASE64(JSON_VALUE(value, '$.customer_id')) (Java; NULL -> dropped)
+  -> keyBy(customer_key) in Java (no Python key-selector operator, no pickled hand-off)
   -> KeyedProcessFunction (the only Python operator): parse + validate the raw bytes exactly as the
      transaction_processor does (invalid events are skipped here: the DLQ is the processor's job),
      then FraudScorer over the customer's state (five rules + IsolationForest via a numpy forest,
@@ -37,13 +37,21 @@ from flink_app.detection import keyed
 from flink_app.jobs.common import environments, job_log, now_iso
 
 NAME = "fraud-detector"
-KEYED_INPUT_TYPE = Types.ROW_NAMED(["customer_id", "value"], [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
+KEYED_INPUT_TYPE = Types.ROW_NAMED(["customer_key", "value"], [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
 ALERT_TYPE = Types.ROW_NAMED(
     [c for c, _ in sql.BRONZE_ALERTS_COLUMNS] + ["kafka_key"],
     [Types.STRING(), Types.STRING(), Types.STRING(), Types.DOUBLE(), Types.DOUBLE(), Types.STRING(),
      Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING()],
 )
 CUSTOMER_ID_SQL = "JSON_VALUE(CAST(`value` AS STRING), '$.customer_id')"
+#: The key that crosses into Python is the base64 of the customer_id's UTF-8 bytes, never the id itself.
+#: Why (issue 17): pemja converts a Java String into a Python str through UTF-16, which fails on an
+#: unpaired surrogate (JSON_VALUE decodes ``"\\ud800"`` into one: UnicodeDecodeError before
+#: process_element runs, a restart loop on one message) and silently drops a leading U+FEFF (the
+#: key then differs from the parsed id). Base64 is ASCII: every key arrives intact, and
+#: ``keyed.customer_key`` computes the same string from the parsed event.
+KEYED_INPUT_SQL = ("SELECT TO_BASE64(customer_id) AS customer_key, `value` FROM "
+                   f"(SELECT {CUSTOMER_ID_SQL} AS customer_id, `value` FROM source_raw) WHERE customer_id IS NOT NULL")
 
 
 def keyed_by_first_field(t_env: StreamTableEnvironment, table: Table) -> KeyedStream:
@@ -100,7 +108,7 @@ class Score(KeyedProcessFunction):  # type: ignore[misc]
             return
         if not isinstance(txn, events.Transaction):
             return
-        if txn.customer_id != ctx.get_current_key():
+        if keyed.customer_key(txn.customer_id) != ctx.get_current_key():
             # JSON_VALUE and the strict parser disagree (e.g. a duplicated "customer_id" key): the
             # event must not be scored against another customer's state; the processor still stores it
             return
@@ -154,8 +162,7 @@ def main(argv: list[str] | None = None) -> None:
                                         jdbc.sink("bronze.raw_fraud_alerts")))
     t_env.execute_sql(sql.keyed_bytes_sink_ddl("alerts_sink", kafka.sink(args.alerts_topic, f"{args.group_id}-alerts")))
 
-    keyed_raw = t_env.sql_query(f"SELECT {CUSTOMER_ID_SQL} AS customer_id, `value` FROM source_raw "
-                                f"WHERE {CUSTOMER_ID_SQL} IS NOT NULL")
+    keyed_raw = t_env.sql_query(KEYED_INPUT_SQL)
     score = Score(args.model_dir, args.model_version, args.alert_threshold, args.state_ttl_days,
                   str(events.schema_path()), args.max_event_bytes, args.max_future_skew_seconds)
     alerts = keyed_by_first_field(t_env, keyed_raw).process(score, output_type=ALERT_TYPE).name("score").uid("score")

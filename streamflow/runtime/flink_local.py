@@ -291,7 +291,10 @@ def _prepare_cluster_dir(spec: FlinkJobSpec, settings: Settings) -> ClusterLayou
         if source.exists():
             (paths.conf_dir / name).write_text(source.read_text())
     connector_dir = settings.jars_dir / "flink"
-    jars = sorted((home / "lib").glob("*.jar")) + sorted(connector_dir.glob("*.jar"))
+    # flink-python in lib/ (not only in the job jar): pemja must be loaded once per TaskManager, or a task
+    # restarted in the same TaskManager fails (see classloader.parent-first-patterns.additional in the spec)
+    jars = (sorted((home / "lib").glob("*.jar")) + sorted((home / "opt").glob("flink-python-*.jar"))
+            + sorted(connector_dir.glob("*.jar")))
     if not list(connector_dir.glob("flink-connector-kafka-*.jar")):
         raise FlinkJobError(
             f"no connector jars in {connector_dir}; run `make setup` (Maven resolves flink_app/pom.xml)"
@@ -444,8 +447,13 @@ def _recorded_job_id(spec: FlinkJobSpec, settings: Settings) -> str | None:
 
 
 # ---- lifecycle -----------------------------------------------------------------------------------
-def start_cluster(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 90.0) -> ClusterLayout:
-    """Start the job's JobManager and TaskManager (no-op for the parts already running)."""
+def start_cluster(spec: FlinkJobSpec, settings: Settings, timeout_s: float | None = None) -> ClusterLayout:
+    """Start the job's JobManager and TaskManager (no-op for the parts already running).
+
+    Waits ``timeout_s``, by default ``STREAMFLOW_SERVICE_START_TIMEOUT_S`` (at least 90 s): three
+    clusters starting together on a loaded 2-core host took over 90 s (measured in the e2e run).
+    """
+    timeout_s = timeout_s if timeout_s is not None else max(90.0, float(settings.service_start_timeout_s))
     paths = _prepare_cluster_dir(spec, settings)
     env = _process_env(spec, settings, paths)
     bin_dir = pyflink_home(settings) / "bin"
@@ -621,7 +629,7 @@ def restart_cluster(spec: FlinkJobSpec, settings: Settings) -> ClusterLayout:
 
 
 def deploy(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 240.0,
-           submit_timeout_s: float = 420.0) -> JobHandle:
+           submit_timeout_s: float = 900.0) -> JobHandle:
     """Idempotent: start the cluster if needed, submit unless a job is already active, wait RUNNING.
 
     An active job in a restart loop (not healthy, restarted twice or more:

@@ -96,9 +96,10 @@ class LocalRuntime:
         self.settings = settings
 
     def flink_job(self, job: str) -> tuple[BaseOperator, BaseOperator]:
-        # Up to: cluster start 90 s + (a redeploy's cancel and cluster restart) + submit 420 s + RUNNING 240 s.
+        # Up to: cluster start (STREAMFLOW_SERVICE_START_TIMEOUT_S, twice on a redeploy) + submit 900 s (the
+        # PyFlink client took over 420 s with three jobs submitted at once on a loaded 2-core host) + RUNNING 240 s.
         deploy = PythonOperator(task_id=f"deploy_{job}", python_callable=deploy_flink_job, op_kwargs={"job": job},
-                                execution_timeout=timedelta(minutes=15))
+                                execution_timeout=timedelta(minutes=25))
         wait = PythonSensor(task_id=f"wait_{job}_running", python_callable=flink_job_running,
                             op_kwargs={"job": job}, poke_interval=5, timeout=420, mode="poke")
         deploy >> wait

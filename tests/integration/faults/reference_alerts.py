@@ -67,15 +67,18 @@ class _RuntimeContext:
 
 
 def _key(raw: bytes | None) -> str | None:
-    """The job's key: ``JSON_VALUE(CAST(value AS STRING), '$.customer_id')`` (NULL -> dropped)."""
+    """The job's key: ``TO_BASE64(JSON_VALUE(CAST(value AS STRING), '$.customer_id'))`` (NULL -> dropped;
+    an unpaired surrogate becomes "?" in Flink's UTF-8, as ``errors="replace"`` does here)."""
     if raw is None:
         return None
     try:
         document = json.loads(raw.decode("utf-8", errors="replace"))
-    except ValueError:
+    except (ValueError, RecursionError):  # JSON_VALUE returns NULL on what it cannot parse
         return None
     value = document.get("customer_id") if isinstance(document, dict) else None
-    return value if isinstance(value, str) else None
+    if not isinstance(value, str):
+        return None
+    return base64.b64encode(value.encode("utf-8", errors="replace")).decode("ascii")
 
 
 def main(argv: list[str]) -> int:

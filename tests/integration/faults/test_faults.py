@@ -266,8 +266,10 @@ class Progress(threading.Thread):
         self._halt.set()
         self.join(5)
 
-    def resumed_after(self, back_at: float, back_count: int) -> float | None:
-        """The first time after ``back_at`` at which the count exceeds ``back_count``."""
+    def resumed_after(self, back_at: float) -> float | None:
+        """The first time after ``back_at`` at which the count exceeds the last one read by then (the
+        count when the failed part was back); None if it never grew again (all was written before)."""
+        back_count = max((c for t, c in self.samples if t <= back_at), default=0)
         return next((t for t, c in self.samples if t > back_at and c > back_count), None)
 
 
@@ -360,14 +362,13 @@ def run_case(pipeline: Pipeline, fault: Fault | None, name: str, burst: HostileB
     for probe in watchers:
         probe.start()
     generator = _start_generator(settings, seed, era_start, ledger_path, pipeline.work_dir / f"{slug}-generator.log")
-    back_count = 0
     try:
         if fault is not None:
             time.sleep(FAULT_AFTER_S)
             evidence.fault_at = time.monotonic()
             fault.inject(evidence)
-            evidence.back_at = time.monotonic()
-            back_count = _bronze_count(settings.warehouse_dsn, prefix)
+            # an inject may say when the part that writes bronze was back (before it heals the rest)
+            evidence.back_at = evidence.back_at or time.monotonic()
             outcome.downtime_s = round(evidence.back_at - evidence.fault_at, 1)
         assert generator.wait(timeout=600) == 0, f"generator failed: see {pipeline.work_dir}/{slug}-generator.log"
         ledger = reconcile.read_generator_ledger(ledger_path, EXPECTED_REASON)
@@ -388,7 +389,7 @@ def run_case(pipeline: Pipeline, fault: Fault | None, name: str, burst: HostileB
                                                    timeout_s=CATCH_UP_TIMEOUT_S)
         outcome.details["caught_up_after_s"] = round(waited, 1)
         if fault is not None:
-            resumed = progress.resumed_after(evidence.back_at, back_count)
+            resumed = progress.resumed_after(evidence.back_at)
             outcome.recovery_s = None if resumed is None else round(resumed - evidence.fault_at, 1)
     finally:
         progress.stop()
@@ -552,8 +553,10 @@ def test_jobmanagers_killed(pipeline: Pipeline, figures: list[Outcome], heal: No
                                                                f"the {name} JobManager")
         for probe in watchers.values():
             probe.wait_for_failure(evidence.fault_at, OUTAGE_SEEN_TIMEOUT_S)
-        for spec in targets.values():
+        for name, spec in targets.items():
             deploy(spec, settings)
+            if name == PROCESSOR:  # bronze is written again from here on (recovery is timed from this)
+                evidence.back_at = time.monotonic()
         for name, spec in targets.items():
             evidence.replaced_by[f"{name} jobmanager"] = flink_local.layout(spec, settings).jobmanager_pid.alive_pid()
 

@@ -1,0 +1,17 @@
+"""Tests that run real PyFlink jobs on Flink's in-process mini cluster (flink venv, no services).
+
+Run: .streamflow/venvs/flink/bin/python -m pytest tests/flink_runtime -q -p no:cacheprovider \
+--confcutdir=tests/flink_runtime
+"""
+
+import os
+import sys
+from pathlib import Path
+
+# pemja (thread mode) finds its site-packages through the `python` on PATH of the JVM that PyFlink's
+# gateway starts from this process: put the flink venv first, as the local runtime does for its clusters.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+# ... and the Python functions of a test (pickled by module name) must import there: the repo root
+# (flink_app) and this folder (the test modules, imported by pytest under their bare names).
+HERE = Path(__file__).resolve().parent
+os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE.parents[1]), str(HERE), os.environ.get("PYTHONPATH", "")])
