@@ -1,16 +1,16 @@
-"""A task that fails inside a running TaskManager restarts and recovers (issue 17, found in CI).
+"""A job whose sink fails for minutes inside a live TaskManager recovers when the sink is back.
 
-Thread-mode PyFlink loads libpython through pemja. With flink-python only in the job jar, a task
-restarted in the same TaskManager could get a new class loader (when all of the job's tasks there
-restart, as the detector's keyed graph does), and pemja's reload workaround failed on Java 17
-(``NoSuchFieldException: loadedLibraryNames``): after the first failure of any cause the job
-restarted forever while its TaskManager stayed up. The fix puts flink-python in the cluster's lib/
-and loads pemja parent-first (spec: ``classloader.parent-first-patterns.additional``).
+Found by CI (issue 17): after the poison key put the fraud detector into a restart loop, its later
+restarts failed in the same TaskManager with ``NoSuchFieldException: loadedLibraryNames`` - pemja
+(thread-mode PyFlink) loaded from the job jar tried to load libpython again through a JDK 8
+workaround that Java 17 does not have. The cluster now has flink-python in lib/ and loads pemja
+parent-first (spec: ``classloader.parent-first-patterns.additional``), once per TaskManager.
 
-The failure here is infrastructure, not input: a job's sink table is renamed away while events that
-it must write arrive, so the JDBC sink fails the tasks; then the table comes back. Passes when the
-same job (same id, same TaskManager process) restarted, is RUNNING again and stops restarting, and
-every row of this run reached its table.
+Honest scope: this test did NOT reproduce that exception on the old layout (it passed there too,
+checked on 2026-12-03), so it is not the proof of that change; it is the guard on what users need
+from it: an infrastructure outage long enough for Flink's exponential restart delay to reach its
+1-minute cap (the processor's bronze table renamed away while events arrive) ends with the same
+job (same id, same TaskManager process) RUNNING, no longer restarting, and every event in bronze.
 """
 
 from __future__ import annotations
@@ -41,9 +41,12 @@ class Case:
     fraud_only: bool  # the detector writes alerts: only the crafted fraud events make rows
 
 
+#: restarts seen before the table comes back (see the comment where it is used)
+OUTAGE_RESTARTS = 8
+#: The detector (keyed graph: all its tasks restart together; its sink is raw_fraud_alerts_inbox and
+#: only the crafted fraud makes rows) passed the same check; it is left out of `make test` for time.
 CASES = [
     Case("transaction-processor", "raw_transactions_inbox", "bronze.raw_transactions", fraud_only=False),
-    Case("fraud-detector", "raw_fraud_alerts_inbox", "bronze.raw_fraud_alerts", fraud_only=True),
 ]
 
 
@@ -89,8 +92,12 @@ def test_task_failure_in_a_live_taskmanager_recovers(flink_jobs: Settings, case:
         for event in crafted.valid:
             producer.produce(settings.topic_transactions, key=event["customer_id"], value=json.dumps(event).encode())
         assert producer.flush(30) == 0
-        failed = poll_until(lambda: _restarts(settings, case.job) > restarts_before, timeout_s=240)
-        assert failed, f"{case.job}'s sink never failed: the fault was not injected"
+        # A long outage, not a blip: Flink's exponential restart delay (1 s doubling, spec) reaches its
+        # 1-minute cap around the 7th restart, past the TaskManager's slot idle timeout (50 s).
+        failed = poll_until(lambda: _restarts(settings, case.job) >= restarts_before + OUTAGE_RESTARTS,
+                            timeout_s=600, interval_s=5)
+        assert failed, (f"{case.job} restarted {_restarts(settings, case.job) - restarts_before} times, not "
+                        f"{OUTAGE_RESTARTS}: the fault was not injected as intended")
     finally:
         with psycopg.connect(settings.warehouse_dsn, autocommit=True) as conn:
             conn.execute(f"ALTER TABLE bronze.{case.inbox}_away RENAME TO {case.inbox}")
