@@ -51,9 +51,10 @@ test-unit: setup-test ## unit tests only (seconds, no services)
 	@$(DEV_PY) -m pytest tests/unit -q -p no:cacheprovider
 	@$(FLINK_PY) -m pytest tests/flink -q --confcutdir=tests/flink
 
-lint: setup-test ## ruff + mypy
+lint: setup-test ## ruff + mypy + import contracts (.importlinter: layers, no cycles)
 	@$(VENV)/dev/bin/ruff check .
 	@$(VENV)/dev/bin/mypy streamflow generator dags plugins bench
+	@$(VENV)/dev/bin/lint-imports --no-cache
 
 bench: setup-test ## run every benchmark (or one: make bench B=generator_throughput) and regenerate bench/BENCHMARKS.md
 	@$(DEV_PY) -m bench $(B)

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from streamflow.airflow_client import AirflowClient, follow_run
+from streamflow.catalog import dbt_selectors
 from streamflow.dbt_runner import run_dbt
 from streamflow.runtime import local_jobs
 from streamflow.settings import DbtExecutionMode, Settings, load_settings
 from streamflow.stack import supervisor
 
 DAG_ID = "bootstrap_pipeline"
-SELECTION = ["path:models/staging", "path:models/intermediate", "path:models/marts"]
+SELECTION = dbt_selectors("silver", "gold")  # what the DAG builds
 
 
 def _trigger_and_time(client: AirflowClient, dag_id: str = DAG_ID) -> tuple[float, float, str]:

@@ -27,6 +27,7 @@ import psycopg
 from confluent_kafka import Producer
 
 from streamflow import consumer_lag
+from streamflow.catalog import flink_jobs
 from streamflow.flink_spec import load_all
 from streamflow.runtime import flink_local
 from streamflow.settings import Settings, load_settings
@@ -37,7 +38,7 @@ from streamflow.warehouse import apply_migrations
 THROUGHPUT_EVENTS = 200_000
 LATENCY_RATE = 1_000
 LATENCY_SECONDS = 30
-JOBS = ("transaction-processor", "fraud-detector", "realtime-aggregator")
+JOBS = tuple(job.name for job in flink_jobs())
 
 
 def _bronze_count(dsn: str, prefix: str) -> int:

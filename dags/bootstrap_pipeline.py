@@ -15,9 +15,10 @@ from airflow.providers.standard.sensors.python import PythonSensor
 from airflow.sdk import DAG, Asset
 
 from streamflow import pipeline
+from streamflow.catalog import flink_job_keys
 from streamflow.dag_defaults import START_DATE, default_args
 from streamflow.dbt_cosmos import dbt_layers
-from streamflow.runtime import FLINK_JOBS, runtime_for
+from streamflow.runtime import runtime_for
 from streamflow.settings import get_settings
 
 settings = get_settings()
@@ -40,7 +41,7 @@ with DAG(
     provision = PythonOperator(task_id="provision", python_callable=pipeline.provision)
 
     jobs_running = []
-    for job in FLINK_JOBS:
+    for job in flink_job_keys():
         deploy, running = runtime.flink_job(job)
         provision >> deploy
         jobs_running.append(running)

@@ -48,7 +48,7 @@ case "${1:-}" in
       echo "[k8s-api] already running (pid $(cat "$PIDFILE")); KUBECONFIG=$WORK/admin.kubeconfig"; exit 0
     fi
     mkdir -p "$(dirname "$LOG")"
-    setsid "$PY" -m streamflow.k8s_testenv "$WORK" >"$LOG" 2>&1 < /dev/null &
+    setsid "$PY" -m tests.k8s_testenv "$WORK" >"$LOG" 2>&1 < /dev/null &
     echo $! > "$PIDFILE"
     for _ in $(seq 1 240); do
       if grep -q '^export KUBECONFIG=' "$LOG"; then grep -E '^(kube-apiserver ready|export)' "$LOG"; exit 0; fi
@@ -56,6 +56,6 @@ case "${1:-}" in
       sleep 0.5
     done
     echo "[k8s-api] not ready after 120 s; see $LOG" >&2; stop; exit 1 ;;
-  "") build; exec "$PY" -m streamflow.k8s_testenv "$WORK" ;;
+  "") build; exec "$PY" -m tests.k8s_testenv "$WORK" ;;
   *) echo "usage: $0 [--background|stop]" >&2; exit 2 ;;
 esac

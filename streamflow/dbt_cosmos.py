@@ -22,6 +22,7 @@ from airflow.sdk import TaskGroup
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
 
+from streamflow.catalog import dbt_selectors
 from streamflow.settings import DbtExecutionMode, Settings
 
 PROFILE_NAME = "streamflow"
@@ -93,8 +94,8 @@ def dbt_group(group_id: str, select: list[str], settings: Settings, **operator_a
     )
 
 
-SILVER = ["path:models/staging", "path:models/intermediate"]
-GOLD = ["path:models/marts"]
+SILVER = dbt_selectors("silver")
+GOLD = dbt_selectors("gold")
 ALL_LAYERS_GROUP = "dbt_models"
 
 

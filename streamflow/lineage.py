@@ -12,17 +12,17 @@ Pure functions over the manifest dict: the Airflow plugin, the CLI and tests sha
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-from streamflow.settings import Settings
+# The manifest's files and the layer of a node belong to the catalog; the portal imports them from here.
+from streamflow.catalog import ManifestNotFound as ManifestNotFound
+from streamflow.catalog import layer_of
+from streamflow.catalog import load_manifest as load_manifest
+from streamflow.catalog import manifest_candidates as manifest_candidates
+from streamflow.catalog import manifest_path as manifest_path
 
-# Folder under models/ → warehouse layer (dbt Labs' staging/intermediate/marts structure).
-FOLDER_LAYERS = {"staging": "silver", "intermediate": "silver", "marts": "gold"}
-LAYERS = ("bronze", "silver", "gold")
 DBT_RESOURCES = ("model", "seed", "snapshot")  # resources that Cosmos turns into Airflow tasks
 
 # Source meta keys describing the streaming path into a bronze table.
@@ -86,50 +86,8 @@ class LineageGraph:
         return [n for n in self.nodes.values() if n.kind in kinds]
 
 
-class ManifestNotFound(FileNotFoundError):
-    """No manifest yet: `streamflow prepare` (dbt parse) or bootstrap_pipeline has not run."""
-
-
-def manifest_candidates(settings: Settings) -> list[Path]:
-    """Published docs manifest (bootstrap_pipeline) first, then the set-up one (`dbt parse`)."""
-    return [settings.dbt_docs_dir / "manifest.json", settings.dbt_target_dir / "manifest.json"]
-
-
-def manifest_path(settings: Settings) -> Path:
-    """The newest existing manifest: docs are republished per pipeline run, parse output per set-up."""
-    existing = [p for p in manifest_candidates(settings) if p.is_file()]
-    if not existing:
-        raise ManifestNotFound(
-            "no dbt manifest at " + " or ".join(str(p) for p in manifest_candidates(settings))
-            + ": run `streamflow prepare` or the bootstrap_pipeline DAG"
-        )
-    return max(existing, key=lambda p: p.stat().st_mtime)
-
-
-def load_manifest(path: Path) -> dict[str, Any]:
-    data = json.loads(path.read_text())
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: not a dbt manifest (top level is not an object)")
-    return data
-
-
 def _topic_id(topic: str) -> str:
     return f"topic:{topic}"
-
-
-def _layer_of(node: dict[str, Any]) -> str:
-    path = str(node.get("original_file_path") or node.get("path") or "")
-    parts = Path(path).parts
-    if parts and parts[0] == "models":
-        parts = parts[1:]
-    for part in parts[:-1]:
-        if part in FOLDER_LAYERS:
-            return FOLDER_LAYERS[part]
-    schema = str(node.get("schema") or "")
-    for layer in LAYERS:
-        if schema == layer or schema.endswith(f"_{layer}"):
-            return layer
-    return "other"
 
 
 def _meta(node: dict[str, Any]) -> dict[str, Any]:
@@ -174,7 +132,7 @@ def build_graph(manifest: dict[str, Any]) -> LineageGraph:
         if kind not in DBT_RESOURCES or (project and node.get("package_name") not in (None, project)):
             continue
         graph.add_node(LineageNode(
-            id=uid, label=str(node.get("name")), kind=str(kind), layer=_layer_of(node), unique_id=uid,
+            id=uid, label=str(node.get("name")), kind=str(kind), layer=layer_of(node), unique_id=uid,
             relation=_relation(node), docs_anchor=f"#!/{kind}/{uid}",
             description=str(node.get("description") or ""),
             materialized=(node.get("config") or {}).get("materialized"),

@@ -15,7 +15,9 @@ import psycopg
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from psycopg import sql
 
+from streamflow import catalog
 from streamflow.dbt_runner import run_dbt
+from streamflow.kafka_status import RecordCount
 from streamflow.logs import get_log
 from streamflow.settings import Runtime, Settings, get_settings
 from streamflow.topics import ensure_topics
@@ -350,26 +352,23 @@ def publish_docs() -> dict[str, str]:
     return published
 
 
-def topic_message_count(settings: Settings, topic: str) -> int:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "streamflow-summary",
-                         "enable.auto.commit": False})
-    try:
-        metadata = consumer.list_topics(topic, timeout=10)
-        total = 0
-        for partition in metadata.topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            total += high - low
-        return total
-    finally:
-        consumer.close()
+#: Seconds the summary may spend reading the DLQ; beyond it the figure is a lower bound, said so.
+SUMMARY_DLQ_BUDGET_S = 60.0
 
 
-LAYER_TABLES = {
-    "bronze": ["raw_transactions", "raw_fraud_alerts", "realtime_metrics"],
-    "silver": ["stg_transactions", "stg_fraud_alerts", "int_customer_stats"],
-    "gold": ["dim_customer", "dim_store", "fct_transactions", "fct_fraud_alerts", "agg_hourly_sales",
-             "agg_daily_fraud"],
-}
+def dlq_count(settings: Settings, budget_s: float = SUMMARY_DLQ_BUDGET_S) -> RecordCount:
+    """The DLQ's committed records, as a ``read_committed`` consumer receives them.
+
+    Not end offsets: the DLQ sink is transactional, so aborted transactions and commit markers take
+    offsets that no consumer can read (issue 17 counted 234 "messages" of that kind). Counted by
+    :class:`streamflow.kafka_status.KafkaStatusHook`, the same code as the portal's DLQ figure."""
+    from streamflow.kafka_status import KafkaStatusHook
+
+    return KafkaStatusHook(settings).count_committed_records(settings.topic_dlq, budget_s=budget_s)
+
+
+#: {layer: tables}: bronze sources, silver and gold models, read from the dbt manifest when first used.
+LAYER_TABLES = catalog.LAYER_TABLES
 
 
 def row_counts(settings: Settings) -> dict[str, dict[str, int | None]]:
@@ -389,23 +388,34 @@ def row_counts(settings: Settings) -> dict[str, dict[str, int | None]]:
     return counts
 
 
-def summarize(**context: Any) -> dict[str, Any]:
-    """Row counts per layer, alerts, DLQ size and the run's duration: task log + XCom."""
-    s = get_settings()
-    counts = row_counts(s)
-    dag_run = context.get("dag_run")
-    started = getattr(dag_run, "start_date", None)
+def run_summary(settings: Settings, started: datetime | None = None) -> dict[str, Any]:
+    """Row counts per layer, alerts, the DLQ's committed records and the run's duration.
+
+    ``dlq_messages`` is what a ``read_committed`` consumer of the DLQ receives (a lower bound when
+    ``dlq_complete`` is false: the count ran out of its budget); ``dlq_offsets`` is the topic's span of
+    offsets, kept only to show the difference (aborted transactions and markers)."""
+    counts = row_counts(settings)
     duration = (datetime.now(UTC) - started).total_seconds() if started else None
+    dlq = dlq_count(settings)
     summary = {
         "rows": counts,
         "alerts": counts["bronze"].get("raw_fraud_alerts"),
-        "dlq_messages": topic_message_count(s, s.topic_dlq),
+        "dlq_messages": dlq.records,
+        "dlq_complete": dlq.complete,
+        "dlq_offsets": dlq.offsets,
         "run_seconds": round(duration, 1) if duration is not None else None,
         "at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
     for schema, tables in counts.items():
         for table, count in tables.items():
             print(f"  {schema}.{table:<22} {count if count is not None else '(missing)'}", flush=True)
-    print(f"  alerts={summary['alerts']} dlq={summary['dlq_messages']} run_seconds={summary['run_seconds']}",
-          flush=True)
+    dlq_text = f"{dlq.records}" if dlq.complete else f">={dlq.records} (count stopped after {dlq.seconds:.0f} s)"
+    print(f"  alerts={summary['alerts']} dlq={dlq_text} committed records (topic spans {dlq.offsets} offsets) "
+          f"run_seconds={summary['run_seconds']}", flush=True)
     return summary
+
+
+def summarize(**context: Any) -> dict[str, Any]:
+    """The ``summary`` task: :func:`run_summary` for this DAG run (task log + XCom)."""
+    dag_run = context.get("dag_run")
+    return run_summary(get_settings(), getattr(dag_run, "start_date", None))

@@ -1,6 +1,6 @@
 """Live facts the lineage portal puts on the graph: rows and freshness per table, offsets per Kafka
-topic, the DLQ's committed records, each Flink job's health and consumer lag, and the dbt_quality
-history.
+topic, the DLQ's committed records, the rows a bronze sink refused, each Flink job's health and
+consumer lag, and the dbt_quality history.
 
 Every probe is defensive: the portal is a status page, so a service that is down shows as
 ``unknown`` with the reason instead of failing the page. Nothing here imports Airflow or the DAGs'
@@ -29,6 +29,8 @@ FRESHNESS_COLUMNS = ("ingested_at", "detected_at", "updated_at", "loaded_at", "e
 UNKNOWN = "unknown"
 #: Seconds the DLQ count may read per status round; beyond it the page shows a lower bound.
 DLQ_COUNT_BUDGET_S = 5.0
+#: Rows a bronze sink refused (streamflow/migrations/V012__sink_inboxes.sql): the DLQ of the database side.
+SINK_REJECTS_RELATION = "bronze.sink_rejects"
 
 
 def _iso(value: Any) -> str | None:
@@ -105,6 +107,33 @@ def dlq_records(settings: Settings, budget_s: float = DLQ_COUNT_BUDGET_S) -> dic
 
     return asdict(KafkaStatusHook(settings, timeout_s=5.0).count_committed_records(settings.topic_dlq, budget_s))
 
+
+
+def sink_rejects(settings: Settings) -> dict[str, Any] | None:
+    """Rows a bronze sink refused, kept in ``bronze.sink_rejects`` with PostgreSQL's error.
+
+    ``{"relation", "rows", "by_table": {target table: rows}, "newest": iso, "age_s", "sqlstates"}``,
+    or None when the table does not exist (migrations not applied: unknown, not zero). Each row is
+    an event that passed the job's validation and is not in bronze, so the page shows any row red.
+    """
+    import psycopg
+
+    with psycopg.connect(settings.warehouse_dsn, connect_timeout=5) as conn:
+        conn.execute("SET statement_timeout = '5s'")
+        exists = conn.execute("SELECT to_regclass(%s)", (SINK_REJECTS_RELATION,)).fetchone()
+        if not exists or exists[0] is None:
+            return None
+        rows = conn.execute(
+            "SELECT target_table, count(*), max(last_rejected_at), "
+            "extract(epoch FROM now() - max(last_rejected_at)), array_agg(DISTINCT sqlstate ORDER BY sqlstate) "
+            "FROM bronze.sink_rejects GROUP BY target_table ORDER BY target_table"
+        ).fetchall()
+    by_table = {str(table): int(count) for table, count, *_ in rows}
+    newest = max((row[2] for row in rows if row[2] is not None), default=None)
+    ages = [float(row[3]) for row in rows if row[3] is not None]
+    return {"relation": SINK_REJECTS_RELATION, "rows": sum(by_table.values()), "by_table": by_table,
+            "newest": _iso(newest), "age_s": round(min(ages), 1) if ages else None,
+            "sqlstates": sorted({str(code) for row in rows for code in (row[4] or [])})}
 
 def flink_health(settings: Settings, jobs: Iterable[str]) -> dict[str, dict[str, Any] | None]:
     """``streamflow.flink_health.job_health`` per job as a dict; None where it could not be read.

@@ -19,17 +19,15 @@ from typing import Any
 
 import psycopg
 
+from streamflow.catalog import dbt_folder_selectors
 from streamflow.dbt_runner import run_dbt
 from streamflow.logs import get_log
 from streamflow.settings import Settings, get_settings
 
 log = get_log("streamflow.quality")
 
-TEST_GROUPS = {
-    "staging": "path:models/staging",
-    "intermediate": "path:models/intermediate",
-    "marts": "path:models/marts",
-}
+#: One test group (a task of dbt_quality) per model folder: {"staging": "path:models/staging", ...}.
+TEST_GROUPS = dbt_folder_selectors()
 BOOTSTRAP_DAG_ID = "bootstrap_pipeline"
 BAD_STATUSES = frozenset({"fail", "error", "runtime error"})
 #: dbt exits 0 (all good) or 1 (a handled failure: failing tests, a stale source); anything else is

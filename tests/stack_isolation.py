@@ -32,12 +32,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
+from streamflow.catalog import flink_jobs
 from streamflow.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_STACK_NAME = "test-stack"
 PORT_RANGE = (20000, 32000)   # below Linux' ephemeral range (32768+): no client socket takes them meanwhile
-FLINK_JOBS = 3                 # streamflow.runtime.flink_local.JOB_ORDER: REST ports base..base+2
+FLINK_JOBS = len(flink_jobs())  # flink_local.job_index: REST ports base..base+FLINK_JOBS-1
 FLINK_RPC_OFFSET = 1000        # flink_local: jobmanager.rpc.port = REST port + 1000
 
 #: Settings a person may set for their own stack that would lead the suite to their services or files.

@@ -4,7 +4,8 @@ Why SQL: windows and sums are what Flink's SQL runtime does in Java at full spee
 per record is one table function that applies the processor's own parser/schema (so an event is
 counted exactly when it reaches bronze; malformed ones are skipped, the DLQ is the processor's
 job). Sources are ``transactions.raw`` (raw bytes; event time read in SQL for the watermark) and
-``fraud.alerts`` (JSON, read_committed). Watermark = max event time - delay; windows fire
+``fraud.alerts`` (JSON, read_committed). Watermark = max event time - delay, over the events whose
+time is not beyond the wall clock + ``--max-future-skew-seconds`` (see :func:`watermark`); windows fire
 early every ``--early-fire-seconds``, close at the watermark and are updated again by late events up
 to ``--allowed-lateness-seconds``. Results are upserts: bronze.realtime_metrics on
 (window_start, store_id) via JDBC, and ``metrics.realtime`` via upsert-kafka with the same key.
@@ -25,18 +26,53 @@ NAME = "realtime-aggregator"
 
 
 EPOCH = "TIMESTAMP '1970-01-01 00:00:00.000'"
+TIME_FORMAT = "'yyyy-MM-dd''T''HH:mm:ss.SSS''Z'''"  # DATE_FORMAT pattern of the ISO-8601 UTC strings
 RAW_EVENT_TIME = (
     "CAST(TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(CAST(`value` AS STRING), '$.event_time'), 'T', ' '), 'Z', ''))"
     " AS TIMESTAMP(3))"
 )
 
 
-def source_ddl(name: str, options: dict[str, str], columns: str, event_time: str, delay_s: int) -> str:
-    """A source with ``ts`` = event time (epoch 0 when unreadable: such rows are filtered out)."""
+#: A skew beyond this (about 10,000 years) admits every event time a 4-digit year can write: no guard.
+UNBOUNDED_SKEW_S = 3.2e11
+
+
+def interval(seconds: float) -> str:
+    """A day-time interval of any length, to the millisecond (``INTERVAL 'n' SECOND`` only takes n < 100)."""
+    return f"(INTERVAL '0.001' SECOND * {round(seconds * 1000)})"
+
+
+def watermark(rowtime: str, delay_s: float, max_future_skew_s: float) -> str:
+    """The watermark of a source: ``rowtime - delay``, but NULL (Flink then keeps the watermark where it
+    is) for a row whose time is beyond the wall clock + ``max_future_skew_s``.
+
+    Why (issue 17): the watermark is computed at the source, per Kafka partition, before any Python
+    validation can run (computing it after the table function would merge the partitions and drop a
+    lagging partition's events as late during every catch-up). It used to take the raw event time of
+    every message, so one message dated far ahead (the processor dead-letters it as
+    ``future_event_time``) moved the clock past all later valid events, and those were dropped as late:
+    the metrics stopped. This applies the processor's own skew rule (``events.parse_event``, same
+    ``--max-future-skew-seconds``) in SQL, where it costs one more ``JSON_VALUE`` in Java per event
+    (about 5 us of TaskManager CPU, measured on the mini cluster; a Python call that does nothing costs
+    22 us, ADR 0012). An invalid message whose time is within the skew still counts for the
+    watermark, exactly as a valid event of that time would: it can move the clock no further than
+    valid traffic can. What is *counted* in a window is decided by the processor's full validation
+    (:class:`ValidTransaction`).
+    """
+    late = f"{rowtime} - {interval(delay_s)}"
+    if max_future_skew_s >= UNBOUNDED_SKEW_S:
+        return late
+    return f"CASE WHEN {rowtime} <= LOCALTIMESTAMP + {interval(max_future_skew_s)} THEN {late} END"
+
+
+def source_ddl(name: str, options: dict[str, str], columns: str, event_time: str, delay_s: float,
+               max_future_skew_s: float) -> str:
+    """A source with ``ts`` = event time (epoch 0 when unreadable: such rows are filtered out) and the
+    guarded :func:`watermark` (``LOCALTIMESTAMP`` is UTC: ``environments()`` sets the session zone)."""
     return (
         f"CREATE TABLE {name} (\n{columns},\n"
         f"  ts AS COALESCE({event_time}, {EPOCH}),\n"
-        f"  WATERMARK FOR ts AS ts - INTERVAL '{delay_s}' SECOND\n"
+        f"  WATERMARK FOR ts AS {watermark('ts', delay_s, max_future_skew_s)}\n"
         f") {sql.with_clause(options)}"
     )
 
@@ -44,13 +80,16 @@ def source_ddl(name: str, options: dict[str, str], columns: str, event_time: str
 class ValidTransaction(TableFunction):  # type: ignore[misc]
     """(store_id, amount) of an event the transaction processor would accept; nothing otherwise.
 
-    The same parser and schema as the processor decide what is counted, so metrics never include
-    an event that went to the DLQ (JSON the reader can parse but the schema rejects, oversized...).
+    The same parser, schema and future-skew bound as the processor decide what is counted, so metrics
+    never include an event that went to the DLQ (JSON the reader can parse but the schema rejects,
+    oversized, dated beyond the skew...).
     """
 
-    def __init__(self, schema_path: str, max_bytes: int) -> None:
+    def __init__(self, schema_path: str, max_bytes: int,
+                 max_future_skew_s: float = events.DEFAULT_MAX_FUTURE_SKEW_S) -> None:
         self.schema_path = schema_path
         self.max_bytes = max_bytes
+        self.max_future_skew_s = max_future_skew_s
         self.validator = None
 
     def open(self, function_context):  # type: ignore[no-untyped-def]
@@ -58,23 +97,34 @@ class ValidTransaction(TableFunction):  # type: ignore[misc]
 
     def eval(self, value):  # type: ignore[no-untyped-def]
         try:
-            result = events.parse_event(bytes(value) if value is not None else None, self.validator, self.max_bytes)
+            result = events.parse_event(bytes(value) if value is not None else None, self.validator, self.max_bytes,
+                                        max_future_skew_s=self.max_future_skew_s)
         except Exception:  # never fail the job on input; the processor DLQs it
             return
         if isinstance(result, events.Transaction):
             yield result.store_id, result.amount
 
 
-def statements(args, kafka: sql.KafkaOptions, jdbc: sql.JdbcOptions) -> list[str]:  # type: ignore[no-untyped-def]
-    delay = int(args.watermark_delay_seconds)
-    txn_columns = "  `value` BYTES"
-    alert_columns = "  alert_id STRING,\n  store_id STRING,\n  event_time TIMESTAMP_LTZ(3)"
+def txns_source(args, options: dict[str, str]) -> str:  # type: ignore[no-untyped-def]
+    """``txns``: the raw bytes of ``transactions.raw``; ``ts`` from the raw event_time, read in SQL."""
+    return source_ddl("txns", options, "  `value` BYTES", RAW_EVENT_TIME, args.watermark_delay_seconds,
+                      args.max_future_skew_seconds)
+
+
+def alerts_source(args, options: dict[str, str]) -> str:  # type: ignore[no-untyped-def]
+    """``alerts``: the fraud_detector's alerts (JSON); ``ts`` from the transaction's event time."""
+    columns = "  alert_id STRING,\n  store_id STRING,\n  event_time TIMESTAMP_LTZ(3)"
+    return source_ddl("alerts", options, columns, "CAST(event_time AS TIMESTAMP(3))", args.watermark_delay_seconds,
+                      args.max_future_skew_seconds)
+
+
+def views(args) -> list[str]:  # type: ignore[no-untyped-def]
+    """The windows over ``txns`` and ``alerts``; ``window_metrics`` is what both sinks write."""
     window = f"INTERVAL '{int(args.window_seconds)}' SECOND"
     valid_since = "TIMESTAMP '2000-01-01 00:00:00'"  # rows whose event_time did not parse have epoch 0
-    fmt = "'yyyy-MM-dd''T''HH:mm:ss.SSS''Z'''"
     aggregates = ("CAST(SUM(txn) AS BIGINT) AS txn_count, CAST(SUM(amount) AS DECIMAL(18, 2)) AS amount_sum, "
                   "CAST(SUM(alert) AS BIGINT) AS alert_count")
-    views = [
+    return [
         f"""CREATE TEMPORARY VIEW window_events AS
   SELECT v.store_id, CAST(v.amount AS DECIMAL(18, 2)) AS amount, 1 AS txn, 0 AS alert, ts
     FROM txns, LATERAL TABLE(valid_transaction(`value`)) AS v(store_id, amount)
@@ -89,22 +139,24 @@ def statements(args, kafka: sql.KafkaOptions, jdbc: sql.JdbcOptions) -> list[str
   SELECT TUMBLE_START(ts, {window}) AS ws, TUMBLE_END(ts, {window}) AS we, '{OVERALL}' AS store_id, {aggregates}
     FROM window_events GROUP BY TUMBLE(ts, {window})""",
         f"""CREATE TEMPORARY VIEW window_metrics AS
-  SELECT DATE_FORMAT(ws, {fmt}) AS window_start, DATE_FORMAT(we, {fmt}) AS window_end, store_id,
+  SELECT DATE_FORMAT(ws, {TIME_FORMAT}) AS window_start, DATE_FORMAT(we, {TIME_FORMAT}) AS window_end, store_id,
          txn_count, amount_sum, alert_count
     FROM (SELECT * FROM window_per_store UNION ALL SELECT * FROM window_overall)""",
     ]
-    now = f"DATE_FORMAT(CURRENT_TIMESTAMP, {fmt})"
+
+
+def statements(args, kafka: sql.KafkaOptions, jdbc: sql.JdbcOptions) -> list[str]:  # type: ignore[no-untyped-def]
+    now = f"DATE_FORMAT(CURRENT_TIMESTAMP, {TIME_FORMAT})"
     return [
-        source_ddl("txns", kafka.source(args.source_topic, args.group_id), txn_columns, RAW_EVENT_TIME, delay),
-        source_ddl("alerts", kafka.source(args.alerts_topic, args.group_id, "json"), alert_columns,
-                   "CAST(event_time AS TIMESTAMP(3))", delay),
+        txns_source(args, kafka.source(args.source_topic, args.group_id)),
+        alerts_source(args, kafka.source(args.alerts_topic, args.group_id, "json")),
         sql.jdbc_sink_ddl("bronze_realtime_metrics", sql.BRONZE_METRICS_COLUMNS, ("window_start", "store_id"),
                           jdbc.sink("bronze.realtime_metrics")),
         "CREATE TABLE metrics_kafka (\n  window_start STRING,\n  window_end STRING,\n  store_id STRING,\n"
         "  txn_count BIGINT,\n  amount_sum DECIMAL(18, 2),\n  alert_count BIGINT,\n  alert_rate DOUBLE,\n"
         "  updated_at STRING,\n  PRIMARY KEY (window_start, store_id) NOT ENFORCED\n) "
         + sql.with_clause(kafka.upsert_sink(args.metrics_topic, f"{args.group_id}-metrics")),
-        *views,
+        *views(args),
         f"INSERT INTO bronze_realtime_metrics SELECT window_start, window_end, store_id, txn_count, amount_sum, "
         f"alert_count, {now} FROM window_metrics",
         f"INSERT INTO metrics_kafka SELECT window_start, window_end, store_id, txn_count, amount_sum, alert_count, "
@@ -112,7 +164,7 @@ def statements(args, kafka: sql.KafkaOptions, jdbc: sql.JdbcOptions) -> list[str
     ]
 
 
-def main(argv: list[str] | None = None) -> None:
+def parser():  # type: ignore[no-untyped-def]
     parser = config.base_parser(__doc__ or NAME)
     parser.add_argument("--alerts-topic", default="fraud.alerts")
     parser.add_argument("--metrics-topic", default="metrics.realtime")
@@ -121,11 +173,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--allowed-lateness-seconds", type=int, default=300)
     parser.add_argument("--early-fire-seconds", type=int, default=10)
     parser.add_argument("--max-event-bytes", type=int, default=events.DEFAULT_MAX_EVENT_BYTES)
-    args = config.parse(parser, argv)
-    endpoints = config.Endpoints.from_env()
-    log = job_log(NAME)
+    return parser
 
-    _env, t_env = environments()
+
+def configure(t_env, args) -> None:  # type: ignore[no-untyped-def]
+    """Window emission (early and late firing, allowed lateness) and the validating table function."""
     table_config = t_env.get_config()
     table_config.set("pipeline.name", args.job_name or NAME)
     if args.early_fire_seconds > 0:
@@ -135,12 +187,21 @@ def main(argv: list[str] | None = None) -> None:
         table_config.set("table.exec.emit.late-fire.enabled", "true")
         table_config.set("table.exec.emit.late-fire.delay", "0 s")
         table_config.set("table.exec.emit.allow-lateness", f"{args.allowed_lateness_seconds} s")
+    t_env.create_temporary_function("valid_transaction", udtf(
+        ValidTransaction(str(events.schema_path()), args.max_event_bytes, args.max_future_skew_seconds),
+        result_types=[DataTypes.STRING(), DataTypes.DOUBLE()]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = config.parse(parser(), argv)
+    endpoints = config.Endpoints.from_env()
+    log = job_log(NAME)
+
+    _env, t_env = environments()
+    configure(t_env, args)
     kafka = sql.KafkaOptions(endpoints.kafka_bootstrap, args.kafka_delivery)
     jdbc = sql.JdbcOptions(endpoints.jdbc_url, endpoints.jdbc_user, endpoints.jdbc_password,
                            args.sink_batch_size, args.sink_batch_interval)
-    t_env.create_temporary_function("valid_transaction", udtf(
-        ValidTransaction(str(events.schema_path()), args.max_event_bytes),
-        result_types=[DataTypes.STRING(), DataTypes.DOUBLE()]))
     *ddl, insert_bronze, insert_kafka = statements(args, kafka, jdbc)
     for statement in ddl:
         t_env.execute_sql(statement)

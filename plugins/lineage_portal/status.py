@@ -1,9 +1,9 @@
 """Live status of every lineage node, assembled from independent probes and cached briefly.
 
-The probes (warehouse, Kafka offsets, the DLQ's committed records, Flink job health, consumer lag,
-Airflow task instances) run in parallel with a time limit, so a service that is down shows as
-``unknown`` with the reason instead of hanging the page. Results are cached for ``CACHE_TTL_S``:
-several people watching the page cost one round of probes.
+The probes (warehouse, Kafka offsets, the DLQ's committed records, the rows a bronze sink refused,
+Flink job health, consumer lag, Airflow task instances) run in parallel with a time limit, so a
+service that is down shows as ``unknown`` with the reason instead of hanging the page. Results are
+cached for ``CACHE_TTL_S``: several people watching the page cost one round of probes.
 """
 
 from __future__ import annotations
@@ -87,6 +87,18 @@ def _dlq_status(dlq: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+
+def _sink_rejects_status(rejects: dict[str, Any] | None) -> dict[str, Any]:
+    """bronze.sink_rejects: rows a sink refused. Any row is red (``fail``): it passed validation and is
+    missing from bronze, so someone has to re-insert or drop it; no reading is ``unknown``, never ok."""
+    if not rejects:
+        return {"health": UNKNOWN, "summary": "", "rejects": None}
+    rows = int(rejects["rows"])
+    return {"health": FAIL if rows > 0 else OK, "summary": f"{rows:,} rejected row{'s' if rows != 1 else ''}",
+            "rejects": rows, "rows": rows, "rejects_by_table": rejects.get("by_table") or {},
+            "rejects_sqlstates": rejects.get("sqlstates") or [], "freshest": rejects.get("newest"),
+            "age_s": rejects.get("age_s"), "freshness_column": "last_rejected_at" if rejects.get("newest") else None}
+
 def node_statuses(graph: LineageGraph, facts: dict[str, Any], dlq_topic: str) -> dict[str, dict[str, Any]]:
     """Per node id: ``health`` (ok/warn/fail/running/unknown), a one-line ``summary`` and the details."""
     tables: dict[str, dict[str, Any]] = facts.get("tables") or {}
@@ -112,7 +124,10 @@ def node_statuses(graph: LineageGraph, facts: dict[str, Any], dlq_topic: str) ->
         elif node.kind == "producer":
             status["health"] = OK if any(offsets.get(t.label) for t in graph.nodes.values()
                                          if t.kind == "topic" and f"{node.id}->{t.id}" in graph.edges) else UNKNOWN
-        if node.relation and node.relation in tables:
+        if node.relation == portal_status.SINK_REJECTS_RELATION:
+            # Empty is the healthy state here (the generic source rule below would call it "warn").
+            status.update(_sink_rejects_status(facts.get("sink_rejects")))
+        elif node.relation and node.relation in tables:
             table = tables[node.relation]
             status.update(rows=table["rows"], freshest=table["freshest"], age_s=table["age_s"],
                           freshness_column=table["freshness_column"])
@@ -150,13 +165,15 @@ class StatusCache:
 def collect(graph: LineageGraph, settings: Settings,
             task_results: Callable[[], dict[str, dict[str, Any]]]) -> dict[str, Any]:
     """Run every probe and build the status document the page merges into the graph."""
-    relations = [n.relation for n in graph.nodes.values() if n.relation]
+    relations = [n.relation for n in graph.nodes.values()
+                 if n.relation and n.relation != portal_status.SINK_REJECTS_RELATION]  # its own probe
     topics = sorted({n.label for n in graph.nodes_of_kind("topic")} - {settings.topic_dlq})
     jobs = [n.label for n in graph.nodes_of_kind("flink_job")]
     probes: dict[str, Callable[[], Any]] = {
         "tables": lambda: portal_status.table_stats(settings, relations),
         "topics": lambda: portal_status.topic_offsets(settings, topics),
         "dlq": lambda: portal_status.dlq_records(settings),
+        "sink_rejects": lambda: portal_status.sink_rejects(settings),
         "flink": lambda: portal_status.flink_health(settings, jobs),
         "lag": lambda: portal_status.consumer_lags(settings, jobs),
         "tasks": task_results,
@@ -164,6 +181,7 @@ def collect(graph: LineageGraph, settings: Settings,
     facts, errors = portal_status.gather(probes, timeout_s=PROBE_TIMEOUT_S)
     nodes = node_statuses(graph, facts, settings.topic_dlq)
     dlq = _dlq_status(facts.get("dlq"))
+    rejects = _sink_rejects_status(facts.get("sink_rejects"))
     return {
         "generated_at": datetime.now(UTC).isoformat(),
         "runtime": settings.runtime.value,
@@ -171,6 +189,10 @@ def collect(graph: LineageGraph, settings: Settings,
         "dlq": {"topic": settings.topic_dlq, "messages": dlq["messages"],
                 "at_least": dlq.get("messages_at_least"), "complete": dlq.get("count_complete", False),
                 "offsets": dlq.get("offsets"), "counted": "committed records (read_committed consumer)"},
+        # None = unknown (probe failed, or the table is missing): the page never shows that as 0.
+        "sink_rejects": {"relation": portal_status.SINK_REJECTS_RELATION, "rows": rejects["rejects"],
+                         "health": rejects["health"], "by_table": rejects.get("rejects_by_table", {}),
+                         "sqlstates": rejects.get("rejects_sqlstates", []), "newest": rejects.get("freshest")},
         "jobs": {job: {"health": nodes[f"flink:{job}"]["health"], "summary": nodes[f"flink:{job}"]["summary"]}
                  for job in jobs if f"flink:{job}" in nodes},
         "errors": errors,

@@ -1,25 +1,41 @@
-"""Kubernetes runtime: FlinkDeployments through the Flink Kubernetes Operator, the generator as a pod."""
+"""Kubernetes runtime: FlinkDeployments through the Flink Kubernetes Operator, the generator as a pod.
+
+Both are applied from the specs in ``k8s/`` with one change: every topic is the one the settings name
+(:func:`streamflow.catalog.bind_job_topics`, :func:`streamflow.generator_spec.bound_pod_template`),
+as in the local runtime, so ``STREAMFLOW_TOPIC_*`` renames a topic for its producers and consumers alike.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import yaml
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.sdk import BaseOperator
 
+from streamflow import catalog
 from streamflow.flink_health import default_stable_window_s
 from streamflow.flink_spec import parse_spec
-from streamflow.generator_spec import POD_TEMPLATE, bounded_run_args, load_generator_spec
+from streamflow.generator_spec import bound_pod_template, bounded_run_args, load_generator_spec
 from streamflow.operators.flink_kubernetes import FlinkDeploymentApplyOperator, FlinkDeploymentRunningSensor
-from streamflow.runtime import flink_spec_path
 from streamflow.settings import Settings
 
 
-def read_flink_deployment(path: Path) -> dict[str, object]:
+def read_flink_deployment(path: Path) -> dict[str, Any]:
     resource = yaml.safe_load(path.read_text())
     if not isinstance(resource, dict) or resource.get("kind") != "FlinkDeployment":
         raise ValueError(f"{path} does not hold a FlinkDeployment")
+    return resource
+
+
+def render_flink_deployment(path: Path, settings: Settings) -> dict[str, Any]:
+    """The FlinkDeployment as applied: the spec with its topic arguments bound to the settings."""
+    resource = read_flink_deployment(path)
+    job = (resource.get("spec") or {}).get("job") or {}
+    if job.get("args"):
+        job["args"] = catalog.bind_job_topics([str(a) for a in job["args"]], settings, where=path)
     return resource
 
 
@@ -34,12 +50,12 @@ class KubernetesRuntime:
         }
 
     def flink_job(self, job: str) -> tuple[BaseOperator, BaseOperator]:
-        resource = read_flink_deployment(flink_spec_path(job))
+        path = catalog.flink_job(job).spec_path
+        resource = render_flink_deployment(path, self.settings)
         metadata = resource["metadata"]
         assert isinstance(metadata, dict)
         name = str(metadata["name"])
         namespace = str(metadata.get("namespace") or self.settings.k8s_namespace_processing)
-        import json
 
         deploy = FlinkDeploymentApplyOperator(
             task_id=f"deploy_{job}",
@@ -51,7 +67,7 @@ class KubernetesRuntime:
             task_id=f"wait_{job}_running", name=name, namespace=namespace, poke_interval=10, timeout=900,
             mode="reschedule", job=job, deploy_task_id=deploy.task_id,
             # healthy = stable for two of the spec's checkpoint intervals (ADR 0010)
-            stable_window_s=default_stable_window_s(parse_spec(resource, flink_spec_path(job)), self.settings),
+            stable_window_s=default_stable_window_s(parse_spec(resource, path), self.settings),
             **self._k8s_kwargs(),  # type: ignore[arg-type]
         )
         deploy >> wait
@@ -63,7 +79,7 @@ class KubernetesRuntime:
             task_id="run_generator",
             name="streamflow-generator",
             namespace=spec.namespace or self.settings.k8s_namespace_processing,
-            pod_template_file=str(POD_TEMPLATE),
+            pod_template_dict=bound_pod_template(self.settings),
             arguments=[*spec.args, *bounded_run_args(self.settings)],
             get_logs=True,
             on_finish_action="delete_succeeded_pod",

@@ -15,10 +15,10 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.providers.standard.sensors.python import PythonSensor
 from airflow.sdk import BaseOperator
 
+from streamflow import catalog
 from streamflow.flink_health import DEFAULT_MAX_RESTARTS
 from streamflow.generator_spec import bounded_run_args, load_generator_spec, local_argv
 from streamflow.logs import get_log
-from streamflow.runtime import flink_spec_path
 from streamflow.settings import Settings, get_settings
 
 log = get_log("streamflow.runtime.local")
@@ -33,7 +33,7 @@ def deploy_flink_job(job: str) -> dict[str, Any]:
     from streamflow.runtime import flink_local
 
     settings = get_settings()
-    spec = load_spec(flink_spec_path(job))
+    spec = load_spec(catalog.flink_job(job).spec_path)
     handle = flink_local.deploy(spec, settings)
     health = job_health(job, settings)
     return {"job": job, "handle": str(handle), "job_id": handle.job_id, "restarts": health.restarts}

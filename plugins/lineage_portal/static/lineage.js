@@ -149,6 +149,10 @@
     } else if (st.offsets !== undefined) {
       row("Offsets", fmt(st.offsets));
     }
+    if (st.rejects_by_table) {
+      row("Refused rows", Object.entries(st.rejects_by_table).map(([t, n]) => `${t}: ${fmt(n)}`).join(", ") || "none");
+      row("SQLSTATE", (st.rejects_sqlstates || []).join(", "));
+    }
     if (data.kind === "flink_job") for (const [k, v] of jobRows(st)) row(k, v, k === "Last exception" ? "exception" : null);
     if (st.last_run) {
       row("Last dbt task", `${st.last_run.state} (${st.last_run.step})`);
@@ -200,6 +204,14 @@
       (dlq.offsets !== null && dlq.offsets !== undefined ? ` (the topic spans ${fmt(dlq.offsets)} offsets, aborted transactions and markers included)` : "");
     summary.append(`${doc.runtime} runtime · DLQ ${dlq.topic}: `,
       el("b", { id: "dlq-count", class: dlq.at_least ? "warn" : "", title, text: count }), " committed");
+    // Rows a bronze sink refused (passed validation, missing from bronze): red when there is any.
+    const rejects = doc.sink_rejects || {};
+    const known = rejects.rows !== null && rejects.rows !== undefined;
+    const perTable = Object.entries(rejects.by_table || {}).map(([t, n]) => `${t}: ${fmt(n)}`).join(", ");
+    const rejectsTitle = `Rows a bronze sink refused, kept in ${rejects.relation || "bronze.sink_rejects"} with PostgreSQL's error` +
+      (perTable ? ` (${perTable}; SQLSTATE ${(rejects.sqlstates || []).join(", ")}; newest ${when(rejects.newest)})` : "");
+    summary.append(" · sink rejects: ", el("b", { id: "sink-rejects-count", class: known ? (rejects.rows > 0 ? "fail" : "") : "unknown",
+                                                  title: rejectsTitle, text: known ? fmt(rejects.rows) : "unknown" }));
     const jobs = Object.entries(doc.jobs || {});
     const failing = jobs.filter(([, j]) => j.health === "fail");
     const unknown = jobs.filter(([, j]) => j.health === "unknown");

@@ -22,13 +22,14 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from streamflow.catalog import flink_jobs
 from streamflow.flink_spec import load_all
 from streamflow.runtime import flink_local
 from streamflow.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-JOBS = ("transaction-processor", "fraud-detector", "realtime-aggregator")
+JOBS = tuple(job.name for job in flink_jobs())
 
 
 @pytest.fixture(scope="module")

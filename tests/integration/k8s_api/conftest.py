@@ -1,6 +1,6 @@
 """A real Kubernetes control plane (etcd + kube-apiserver on 127.0.0.1) for the kubernetes runtime.
 
-``kube_api`` starts it once per session (streamflow/k8s_testenv.py) with the pinned Flink operator,
+``kube_api`` starts it once per session (tests/k8s_testenv.py) with the pinned Flink operator,
 Strimzi and CloudNativePG CRDs installed. The binaries are built from the Go module proxy on first
 use and cached (scripts/build_k8s_binaries.sh; scripts/setup.sh builds them ahead). If they cannot
 be built or the control plane does not start, the fixture FAILS: a harness that silently skips would
@@ -20,7 +20,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from streamflow.k8s_testenv import PLATFORM_CRDS, ControlPlane, ControlPlaneError, ensure_binaries, ensure_crds
+from tests.k8s_testenv import PLATFORM_CRDS, ControlPlane, ControlPlaneError, ensure_binaries, ensure_crds
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RENDER_SCRIPT = REPO_ROOT / "scripts" / "k8s_render.sh"

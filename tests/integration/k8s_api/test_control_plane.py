@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
-from streamflow.k8s_testenv import ControlPlane
+from tests.k8s_testenv import ControlPlane
 
 pytestmark = pytest.mark.integration
 

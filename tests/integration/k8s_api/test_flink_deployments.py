@@ -21,6 +21,7 @@ from airflow.sdk.exceptions import AirflowException
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from streamflow.catalog import flink_job, flink_job_keys
 from streamflow.operators.flink_kubernetes import (
     GROUP,
     PLURAL,
@@ -28,7 +29,7 @@ from streamflow.operators.flink_kubernetes import (
     FlinkDeploymentApplyOperator,
     FlinkDeploymentRunningSensor,
 )
-from streamflow.runtime import FLINK_JOBS, flink_spec_path, runtime_for
+from streamflow.runtime import runtime_for
 from streamflow.settings import load_settings
 
 pytestmark = pytest.mark.integration
@@ -52,7 +53,7 @@ def _write_status(api: client.ApiClient, namespace: str, name: str, status: dict
         GROUP, VERSION, namespace, PLURAL, name, {"status": status})
 
 
-@pytest.mark.parametrize("job", FLINK_JOBS)
+@pytest.mark.parametrize("job", flink_job_keys())
 def test_apply_creates_then_patches_and_a_changed_spec_is_stored(
     kubernetes_env: object, api_client: client.ApiClient, ensure_ns: Callable[[str], str], job: str
 ) -> None:
@@ -108,10 +109,10 @@ def _integral_floats(value: Any, path: str = "") -> list[str]:
 
 def _rerun_params() -> list[Any]:
     params = []
-    for job in FLINK_JOBS:
-        floats = _integral_floats(yaml.safe_load(flink_spec_path(job).read_text())["spec"])
+    for job in flink_job_keys():
+        floats = _integral_floats(yaml.safe_load(flink_job(job).spec_path.read_text())["spec"])
         marks = [pytest.mark.xfail(strict=True, reason=(
-            f"{flink_spec_path(job).name} writes {', '.join(floats)} as a float: the API server stores the "
+            f"{flink_job(job).spec_path.name} writes {', '.join(floats)} as a float: the API server stores the "
             "integer, so every merge patch that re-sends the float is a 'change' and bumps "
             "metadata.generation (write it as an integer, e.g. cpu: 1)"))] if floats else []
         params.append(pytest.param(job, marks=marks))
@@ -134,7 +135,7 @@ def test_rerun_with_the_same_manifest_does_not_bump_generation(
 def test_sensor_follows_the_status_written_by_the_operator(
     kubernetes_env: object, api_client: client.ApiClient, ensure_ns: Callable[[str], str]
 ) -> None:
-    job = FLINK_JOBS[0]
+    job = flink_job_keys()[0]
     deploy, wait = _tasks(job)
     namespace = ensure_ns(str(deploy.namespace))
     deploy.execute(context={})
@@ -181,7 +182,7 @@ def test_the_crd_rejects_an_invalid_flink_deployment(
     kubernetes_env: object, ensure_ns: Callable[[str], str]
 ) -> None:
     """The API server, not a local schema check, refuses what the operator could never run."""
-    deploy, _ = _tasks(FLINK_JOBS[0])
+    deploy, _ = _tasks(flink_job_keys()[0])
     ensure_ns(str(deploy.namespace))
     bad = json.loads(str(deploy.application_file))
     bad["metadata"]["name"] = "invalid-upgrade-mode"

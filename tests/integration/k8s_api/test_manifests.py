@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from streamflow.generator_spec import POD_TEMPLATE
-from streamflow.k8s_testenv import PLATFORM_CRDS, ControlPlane, crd_documents
+from tests.k8s_testenv import PLATFORM_CRDS, ControlPlane, crd_documents
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,9 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from streamflow.k8s_testenv import ControlPlane, write_kubeconfig
+from streamflow.catalog import flink_jobs
 from streamflow.operators.flink_kubernetes import FlinkDeploymentApplyOperator
-from streamflow.runtime import FLINK_JOBS, flink_spec_path
+from tests.k8s_testenv import ControlPlane, write_kubeconfig
 
 pytestmark = pytest.mark.integration
 
@@ -119,7 +119,7 @@ def test_flink_apply_operator_runs_with_airflows_identity(
     airflow_kubeconfig: tuple[str, Path], api_client: client.ApiClient
 ) -> None:
     _, kubeconfig = airflow_kubeconfig
-    resource = yaml.safe_load(flink_spec_path(FLINK_JOBS[-1]).read_text())
+    resource = yaml.safe_load(flink_jobs()[-1].spec_path.read_text())
     resource["metadata"]["name"] = "rbac-probe"
 
     def apply(namespace: str) -> dict[str, Any]:

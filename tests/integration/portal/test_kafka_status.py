@@ -1,6 +1,6 @@
-"""The portal's Kafka figures against a real broker: the DLQ count is the records a read_committed
-consumer receives (aborted transactions and open ones are not counted), and consumer lag is the
-committed end minus the group's committed offsets."""
+"""The portal's Kafka figures against a real broker: the DLQ count (on the portal and in
+bootstrap_pipeline's summary) is the records a read_committed consumer receives (aborted transactions
+and open ones are not counted), and consumer lag is the committed end minus the group's committed offsets."""
 
 from __future__ import annotations
 
@@ -80,6 +80,27 @@ def test_portal_dlq_figure_is_the_committed_count(stack: Settings, topic: str) -
     figure = portal_status.dlq_records(settings, budget_s=30)
     assert (figure["records"], figure["complete"]) == (3, True)
     assert figure["offsets"] > 3
+
+
+
+def test_bootstrap_summary_counts_committed_dlq_records(stack: Settings, topic: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """bootstrap_pipeline's summary task prints the same committed count, not the DLQ's offsets."""
+    from streamflow import pipeline
+
+    # Row counts are not this test's subject (they need a dbt manifest for the table list).
+    monkeypatch.setattr(pipeline, "row_counts", lambda settings: {"bronze": {}, "silver": {}, "gold": {}})
+    producer = transactional_producer(stack, topic)
+    producer.begin_transaction()
+    produce(producer, topic, 25, "aborted")
+    producer.abort_transaction(30)
+    producer.begin_transaction()
+    produce(producer, topic, 4, "committed")
+    producer.commit_transaction(30)
+    settings = load_settings(**{**_overrides(stack), "topic_dlq": topic})
+    summary = pipeline.run_summary(settings)
+    assert (summary["dlq_messages"], summary["dlq_complete"]) == (4, True)
+    assert summary["dlq_offsets"] >= 25 + 4  # an offset-based count would have said this
 
 
 def test_consumer_lag_of_a_group(stack: Settings, topic: str) -> None:

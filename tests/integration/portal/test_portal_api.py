@@ -17,6 +17,7 @@ from lineage_portal import MOUNT, URL_ROUTE
 from lineage_portal.app import VENDOR_FILES, create_app
 
 from streamflow.airflow_client import AirflowClient
+from streamflow.catalog import flink_job_keys
 from streamflow.flink_spec import spec_for
 from streamflow.lineage import manifest_path
 from streamflow.settings import Settings
@@ -124,7 +125,7 @@ def test_lineage_json_follows_the_project_manifest(base: str, http: httpx.Client
     edges = {(e["source"], e["target"]) for e in graph["edges"]}
     for upstream, downstream in itertools.pairwise(CHAIN):
         assert (upstream, downstream) in edges, f"missing {upstream} -> {downstream}"
-    for job in ("transaction_processor", "fraud_detector", "realtime_aggregator"):
+    for job in flink_job_keys():  # every job of the catalog (k8s/base/flink) is drawn, fed by the input topic
         assert ("topic:transactions.raw", f"flink:{job}") in edges
     assert ("flink:fraud_detector", "topic:fraud.alerts") in edges
     # Every model and exposure of the manifest is drawn, with dbt's own dependencies.
@@ -153,7 +154,7 @@ def test_live_status(base: str, http: httpx.Client, token: str, portal_stack: Se
     assert doc["dlq"]["complete"] is True and doc["dlq"]["offsets"] >= doc["dlq"]["messages"]
     assert all(s["health"] in {"ok", "warn", "fail", "running", "unknown"} for s in doc["nodes"].values())
     # Each Flink job: streamflow.flink_health's reading (state, restarts, reason) and its group's lag.
-    assert set(doc["jobs"]) == {"transaction_processor", "fraud_detector", "realtime_aggregator"}
+    assert set(doc["jobs"]) == set(flink_job_keys())
     for job in doc["jobs"]:
         node = doc["nodes"][f"flink:{job}"]
         assert node["job"]["job"] == job and node["job"]["reason"], node

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from streamflow import cli
+from streamflow.catalog import flink_job_keys
 from streamflow.ops import flink, psql, stack
 from streamflow.ops.kafka import Message, format_message
 from streamflow.ops.render import ago, table
@@ -39,8 +40,7 @@ def test_operator_commands_parse(argv: list[str]) -> None:
 
 def test_flink_job_names_accept_both_spellings_and_reject_unknown_ones() -> None:
     assert flink.job("fraud_detector").name == flink.job("fraud-detector").name == "fraud-detector"
-    assert [s.job_key for s in flink.pipeline_jobs()] == ["transaction_processor", "fraud_detector",
-                                                           "realtime_aggregator"]
+    assert [s.job_key for s in flink.pipeline_jobs()] == list(flink_job_keys())  # the catalog's order
     with pytest.raises(Exception, match="no Flink job 'nope'"):
         flink.job("nope")
 

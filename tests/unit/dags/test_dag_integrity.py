@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from streamflow.runtime import FLINK_JOBS
+from streamflow.catalog import flink_job_keys, layer_tables, load_manifest
 from streamflow.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[3]
@@ -37,9 +37,8 @@ def parsed(runtime: str, dbt_execution_mode: str = "watcher") -> dict[str, Any]:
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-SILVER_MODELS = ("stg_transactions", "stg_fraud_alerts", "int_customer_stats")
-GOLD_MODELS = ("dim_customer", "dim_store", "fct_transactions", "fct_fraud_alerts", "agg_hourly_sales",
-               "agg_daily_fraud")
+_TABLES = layer_tables(load_manifest(MANIFEST)) if MANIFEST.exists() else {"silver": [], "gold": []}
+SILVER_MODELS, GOLD_MODELS = tuple(_TABLES["silver"]), tuple(_TABLES["gold"])  # from the manifest Cosmos reads
 
 
 RUNTIMES = ["local", "kubernetes"]
@@ -76,15 +75,16 @@ def test_parse_time_per_file_is_under_a_second(runtime: str) -> None:
 def test_bootstrap_pipeline_structure(runtime: str) -> None:
     tasks = parsed(runtime)["dags"]["bootstrap_pipeline"]["tasks"]
     assert tasks["provision"]["upstream"] == ["preflight"]
-    for job in FLINK_JOBS:
+    for job in flink_job_keys():
         assert tasks[f"deploy_{job}"]["upstream"] == ["provision"]
         assert tasks[f"wait_{job}_running"]["upstream"] == [f"deploy_{job}"]
     # the generator starts only when every job is healthy; its range of offsets is noted before and after
-    assert tasks["transactions_offsets_before"]["upstream"] == sorted(f"wait_{job}_running" for job in FLINK_JOBS)
+    assert tasks["transactions_offsets_before"]["upstream"] == sorted(f"wait_{job}_running" for job in flink_job_keys())
     assert tasks["run_generator"]["upstream"] == ["transactions_offsets_before"]
     assert tasks["transactions_offsets_after"]["upstream"] == ["run_generator"]
     assert tasks["wait_for_bronze"]["upstream"] == ["transactions_offsets_after"]
     dbt = [t for t in tasks if t.startswith("dbt_models.")]
+    assert SILVER_MODELS and GOLD_MODELS
     for model in SILVER_MODELS + GOLD_MODELS:  # one task per dbt model (Cosmos)
         assert any(f".{model}" in t for t in dbt), (model, dbt)
     roots = [t for t in dbt if not any(u.startswith("dbt_models.") for u in tasks[t]["upstream"])]

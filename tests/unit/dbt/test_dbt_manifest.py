@@ -88,6 +88,23 @@ def test_sources_carry_streaming_lineage_and_freshness(manifest: dict[str, Any])
         assert all(col["description"].strip() for col in source["columns"].values()), name
 
 
+
+def test_sink_rejects_is_a_source_with_a_warn_test_and_no_freshness(manifest: dict[str, Any]) -> None:
+    """Issue 17: rows a bronze sink refused (bronze.sink_rejects) are visible to dbt_quality as a
+    warning, and an empty table (the healthy state) is never "stale"."""
+    source = manifest["sources"]["source.streamflow.bronze_rejects.sink_rejects"]
+    assert (source["schema"], source["identifier"]) == ("bronze", "sink_rejects")
+    # No threshold: `dbt source freshness` selects only sources with one (FreshnessThreshold.__bool__).
+    assert not any((source["freshness"] or {}).get(k, {}).get("count") for k in ("warn_after", "error_after"))
+    assert all(col["description"].strip() for col in source["columns"].values())
+    tests = [n for n in manifest["nodes"].values() if n["resource_type"] == "test"
+             and source["unique_id"] in n["depends_on"]["nodes"]]
+    assert [(t["test_metadata"]["name"], t["config"]["severity"].lower()) for t in tests] == \
+        [("no_rows_newer_than", "warn")]
+    assert tests[0]["test_metadata"]["kwargs"]["field"] == "last_rejected_at"
+    # dbt_quality's staging group runs it (its selector is a path).
+    assert tests[0]["original_file_path"].startswith("models/staging/")
+
 def test_exposures_reach_gold(manifest: dict[str, Any]) -> None:
     exposures = {e["name"]: e for e in manifest["exposures"].values()}
     assert set(exposures) >= {"lineage_portal", "fraud_alerts_consumer"}

@@ -10,11 +10,12 @@ import pytest
 import yaml
 
 from streamflow import flink_spec
+from streamflow.catalog import flink_jobs
 from streamflow.flink_spec import SpecError, load_all, load_spec
-from streamflow.runtime import flink_local
+from streamflow.runtime import flink_local, flink_local_config
 from streamflow.settings import load_settings
 
-JOBS = ("transaction-processor", "fraud-detector", "realtime-aggregator")
+JOBS = tuple(job.name for job in flink_jobs())
 
 
 @pytest.fixture()
@@ -118,7 +119,7 @@ def test_env_overrides_resolve_endpoints_and_secrets_from_settings(settings):
 
 def test_a_change_in_the_yaml_shows_in_the_local_run(settings, spec_dir: Path, monkeypatch):
     """Edit parallelism, an env var, a Flink option and a job arg in the YAML: all reach the local run."""
-    monkeypatch.setattr(flink_local, "pyflink_home", lambda _s: Path("/pyflink"))
+    monkeypatch.setattr(flink_local_config, "pyflink_home", lambda _s: Path("/pyflink"))
     path = spec_dir / "fraud-detector.yaml"
     document = yaml.safe_load(path.read_text())
     document["spec"]["job"]["parallelism"] = 3
@@ -167,13 +168,13 @@ def test_every_job_gets_its_own_ports(settings):
 
 
 def test_memory_quantities_are_converted():
-    assert flink_local._memory("2Gi") == "2g"
-    assert flink_local._memory("1536Mi") == "1536m"
-    assert flink_local._memory("1728m") == "1728m"
+    assert flink_local_config._memory("2Gi") == "2g"
+    assert flink_local_config._memory("1536Mi") == "1536m"
+    assert flink_local_config._memory("1728m") == "1728m"
 
 
 def test_latest_checkpoint_and_reset_state(settings, monkeypatch):
-    monkeypatch.setattr(flink_local, "pyflink_home", lambda _s: Path("/pyflink"))
+    monkeypatch.setattr(flink_local_config, "pyflink_home", lambda _s: Path("/pyflink"))
     spec = load_all()["transaction-processor"]
     paths = flink_local.layout(spec, settings)
     assert flink_local.latest_checkpoint(spec, settings) is None

@@ -219,8 +219,8 @@ def test_flink_image_carries_the_connector_jars_from_the_pom() -> None:
 
 # --- Airflow image <-> the code that reads files at run time ---------------------------------------
 def test_airflow_image_holds_what_the_kubernetes_runtime_reads() -> None:
-    runtime = pytest.importorskip("streamflow.runtime")
-    generator_spec = pytest.importorskip("streamflow.generator_spec")
+    from streamflow import catalog, generator_spec
+
     final = DOCKERFILES["airflow"].final
     env = final.env()
     root = env["PYTHONPATH"]   # the repo root inside the image: streamflow/ is importable from it
@@ -229,7 +229,7 @@ def test_airflow_image_holds_what_the_kubernetes_runtime_reads() -> None:
         return f"{root}/{repo_path.resolve().relative_to(REPO)}"
 
     expected = {
-        "FlinkDeployment specs": runtime.FLINK_SPECS_DIR / "fraud-detector.yaml",
+        **{f"FlinkDeployment {job.name}": job.spec_path for job in catalog.flink_jobs()},
         "generator pod template": generator_spec.POD_TEMPLATE,
         "dbt project": REPO / "dbt" / "dbt_project.yml",
         "dbt profile": REPO / "dbt" / "profiles.yml",

@@ -170,6 +170,7 @@ def test_collect_reports_committed_dlq_records_and_job_health(manifest, monkeypa
     monkeypatch.setattr(portal_status, "flink_health", lambda s, jobs: {
         job: _job(job, "RESTARTING", restarts=4) for job in jobs})
     monkeypatch.setattr(portal_status, "consumer_lags", lambda s, jobs: {job: None for job in jobs})
+    monkeypatch.setattr(portal_status, "sink_rejects", lambda s: _rejects(0))
     doc = status.collect(build_graph(manifest), settings, lambda: {})
     assert doc["errors"] == {"tables": "OSError: pg down"}
     assert doc["dlq"]["messages"] == 0 and doc["dlq"]["offsets"] == 234 and doc["dlq"]["complete"] is True
@@ -177,6 +178,71 @@ def test_collect_reports_committed_dlq_records_and_job_health(manifest, monkeypa
     assert doc["nodes"]["flink:fraud_detector"]["health"] == "fail"
     assert doc["jobs"]["transaction_processor"] == {"health": "fail", "summary": "RESTARTING · 4 restarts"}
 
+
+
+def _rejects(rows: int, **by_table: int) -> dict:
+    """``portal_status.sink_rejects`` as the probe returns it."""
+    tables = by_table or ({"bronze.raw_transactions": rows} if rows else {})
+    return {"relation": "bronze.sink_rejects", "rows": rows, "by_table": tables,
+            "newest": T0.isoformat() if rows else None, "age_s": 60.0 if rows else None,
+            "sqlstates": ["22P02"] if rows else []}
+
+
+def _with_sink_rejects_source(manifest: dict) -> dict:
+    """The manifest with dbt's bronze_rejects.sink_rejects source (dbt/models/staging/bronze/_bronze__sources.yml)."""
+    uid = f"source.{P}.bronze_rejects.sink_rejects"
+    template = manifest["sources"][f"source.{P}.bronze.raw_transactions"]
+    manifest["sources"][uid] = {**template, "unique_id": uid, "name": "sink_rejects", "source_name": "bronze_rejects",
+                                "identifier": "sink_rejects", "schema": "bronze", "meta": {}, "config": {}}
+    return manifest
+
+
+def test_sink_rejects_node_is_red_when_a_sink_refused_rows(manifest):
+    graph = build_graph(_with_sink_rejects_source(manifest))
+    uid = f"source.{P}.bronze_rejects.sink_rejects"
+    assert graph.nodes[uid].relation == portal_status.SINK_REJECTS_RELATION
+    # table_stats' generic rule (a source with rows is ok, an empty one warn) must not apply to it.
+    tables = {**_facts()["tables"], "bronze.sink_rejects": {"rows": 2, "freshest": None, "age_s": None,
+                                                            "freshness_column": None}}
+    refused = status.node_statuses(graph, _facts(tables=tables, sink_rejects=_rejects(
+        2, **{"bronze.raw_transactions": 1, "bronze.raw_fraud_alerts": 1})), dlq_topic="dlq.errors")[uid]
+    assert refused["health"] == "fail" and refused["summary"] == "2 rejected rows" and refused["rows"] == 2
+    assert refused["rejects_by_table"] == {"bronze.raw_transactions": 1, "bronze.raw_fraud_alerts": 1}
+    empty = status.node_statuses(graph, _facts(tables=tables, sink_rejects=_rejects(0)), dlq_topic="dlq.errors")[uid]
+    assert empty["health"] == "ok" and empty["summary"] == "0 rejected rows"  # empty is the healthy state
+    unknown = status.node_statuses(graph, _facts(tables=tables), dlq_topic="dlq.errors")[uid]
+    assert unknown["health"] == "unknown" and unknown["rejects"] is None  # no reading is never "0"
+    # Every other bronze source keeps the generic rule.
+    nodes = status.node_statuses(graph, _facts(sink_rejects=_rejects(2)), dlq_topic="dlq.errors")
+    assert nodes[f"source.{P}.bronze.raw_fraud_alerts"]["health"] == "warn"
+
+
+@pytest.mark.parametrize(("probe", "rows", "health", "error"), [
+    (lambda s: _rejects(3), 3, "fail", None),
+    (lambda s: _rejects(0), 0, "ok", None),
+    (lambda s: None, None, "unknown", None),  # table missing: migrations not applied
+    (lambda s: (_ for _ in ()).throw(OSError("pg down")), None, "unknown", "OSError: pg down"),
+])
+def test_collect_reports_the_sink_rejects_figure_beside_the_dlq(manifest, monkeypatch, tmp_path, probe, rows, health,
+                                                                error):
+    from streamflow.settings import load_settings
+
+    settings = load_settings(state_dir=tmp_path, install_dir=tmp_path)
+    asked: list[list[str]] = []
+    monkeypatch.setattr(portal_status, "table_stats", lambda s, r: asked.append(sorted(r)) or {})
+    monkeypatch.setattr(portal_status, "topic_offsets", lambda s, t: {})
+    monkeypatch.setattr(portal_status, "dlq_records", lambda s: {"topic": "dlq.errors", "records": 0,
+                                                                 "complete": True, "offsets": 0, "seconds": 0.1})
+    monkeypatch.setattr(portal_status, "flink_health", lambda s, jobs: {})
+    monkeypatch.setattr(portal_status, "consumer_lags", lambda s, jobs: {})
+    monkeypatch.setattr(portal_status, "sink_rejects", probe)
+    graph = build_graph(_with_sink_rejects_source(manifest))
+    doc = status.collect(graph, settings, lambda: {})
+    assert doc["sink_rejects"]["rows"] == rows and doc["sink_rejects"]["health"] == health
+    assert doc["sink_rejects"]["relation"] == "bronze.sink_rejects"
+    assert doc["nodes"][f"source.{P}.bronze_rejects.sink_rejects"]["health"] == health
+    assert doc["errors"].get("sink_rejects") == error
+    assert "bronze.sink_rejects" not in asked[0]  # counted once, by its own probe
 
 def test_flink_probe_turns_errors_into_unknown(monkeypatch, tmp_path):
     from streamflow import flink_health

@@ -478,7 +478,7 @@ class ControlPlane:
 
 
 def main() -> int:
-    """``python -m streamflow.k8s_testenv [WORK_DIR]``: start a control plane and keep it in the
+    """``python -m tests.k8s_testenv [WORK_DIR]``: start a control plane and keep it in the
     foreground until Ctrl-C (what ``make k8s-api`` runs)."""
     import sys
 
