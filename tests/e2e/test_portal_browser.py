@@ -139,9 +139,14 @@ def test_lineage_inside_airflow_and_click_through_to_docs(browser_page: Any, pub
 
     # Click the model's node where cytoscape drew it, then "Open dbt docs" in the side panel.
     # (Playwright's bounding boxes are in the top page's coordinates, iframe offset included.)
+    # Clicked right after another node: two selections, not a double click (cytoscape fires dbltap for
+    # any two taps within 250 ms, which opened the second node's docs when the machine was fast).
+    job_pos = frame.evaluate("() => window.streamflowLineage.$id('flink:transaction_processor').renderedPosition()")
     pos = frame.evaluate(f"() => window.streamflowLineage.$id('model.streamflow.{MODEL}').renderedPosition()")
+    page.mouse.click(graph_box["x"] + job_pos["x"], graph_box["y"] + job_pos["y"])
     page.mouse.click(graph_box["x"] + pos["x"], graph_box["y"] + pos["y"])
     frame.wait_for_function(f"() => document.querySelector('#details h3')?.textContent === '{MODEL}'")
+    assert "/docs/" not in frame.url, f"a click on a second node opened its docs: {frame.url}"
     page.screenshot(path=str(output_dir / "portal-node-panel.png"))
     frame.click("#open-docs")
     frame.wait_for_url(f"**/streamflow/lineage/docs/index.html#!/model/model.streamflow.{MODEL}")

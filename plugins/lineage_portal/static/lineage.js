@@ -265,13 +265,26 @@
     });
     layout();
     window.streamflowLineage = cy;  // for people debugging in the console, and the browser test
+    // Cytoscape fires "dbltap" for any two taps within 250 ms, even on two different nodes: a quick
+    // click on one node and then another opened the second one's docs. Only a second tap on the node
+    // tapped just before counts as a double click.
+    let previousTapId = null;
+    let lastTapId = null;
+    cy.on("tap", (ev) => {
+      previousTapId = lastTapId;
+      lastTapId = ev.target === cy ? null : ev.target.id();
+    });
     cy.on("tap", "node", (ev) => {
       selected = ev.target;
       cy.edges().removeClass("hl");
       selected.predecessors("edge").union(selected.successors("edge")).addClass("hl");
       showDetails(selected);
     });
-    cy.on("dbltap", "node", (ev) => { const href = docsHref(ev.target.data()); if (href) window.location.href = href; });
+    cy.on("dbltap", "node", (ev) => {
+      if (previousTapId !== ev.target.id()) return;
+      const href = docsHref(ev.target.data());
+      if (href) window.location.href = href;
+    });
     cy.on("mouseover", "node", (ev) => showTooltip(ev.target));
     cy.on("mouseout", "node", () => { document.getElementById("tooltip").hidden = true; });
     cy.on("pan zoom", () => { document.getElementById("tooltip").hidden = true; });
