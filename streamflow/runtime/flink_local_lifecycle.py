@@ -63,24 +63,11 @@ def start_cluster(spec: FlinkJobSpec, settings: Settings, timeout_s: float | Non
     paths = prepare_cluster_dir(spec, settings)
     env = process_env(spec, settings, paths)
     bin_dir = pyflink_home(settings) / "bin"
-    if paths.jobmanager_pid.alive_pid() is None:
-        spawn(
-            f"flink-{spec.name}-jobmanager",
-            ["bash", str(bin_dir / "jobmanager.sh"), "start-foreground"],
-            pid_file=paths.jobmanager_pid,
-            log_file=paths.jobmanager_log,
-            env=env,
-            cwd=paths.root,
-        )
-    if paths.taskmanager_pid.alive_pid() is None:
-        spawn(
-            f"flink-{spec.name}-taskmanager",
-            ["bash", str(bin_dir / "taskmanager.sh"), "start-foreground"],
-            pid_file=paths.taskmanager_pid,
-            log_file=paths.taskmanager_log,
-            env=env,
-            cwd=paths.root,
-        )
+    for role, pid_file, log_file in (("jobmanager", paths.jobmanager_pid, paths.jobmanager_log),
+                                     ("taskmanager", paths.taskmanager_pid, paths.taskmanager_log)):
+        if pid_file.alive_pid() is None:
+            spawn(f"flink-{spec.name}-{role}", ["bash", str(bin_dir / f"{role}.sh"), "start-foreground"],
+                  pid_file=pid_file, log_file=log_file, env=env, cwd=paths.root)
     try:
         wait_until(
             f"flink cluster {spec.name}",

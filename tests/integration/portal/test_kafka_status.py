@@ -68,14 +68,19 @@ def test_dlq_count_ignores_aborted_and_open_transactions(stack: Settings, topic:
     assert fresh.count_committed_records(topic, budget_s=30).records == 17 + 5
 
 
-def test_portal_dlq_figure_is_the_committed_count(stack: Settings, topic: str) -> None:
+def aborted_then_committed(stack: Settings, topic: str, aborted: int, committed: int) -> None:
+    """One aborted transaction of ``aborted`` records, then one committed of ``committed``."""
     producer = transactional_producer(stack, topic)
     producer.begin_transaction()
-    produce(producer, topic, 12, "aborted")
+    produce(producer, topic, aborted, "aborted")
     producer.abort_transaction(30)
     producer.begin_transaction()
-    produce(producer, topic, 3, "committed")
+    produce(producer, topic, committed, "committed")
     producer.commit_transaction(30)
+
+
+def test_portal_dlq_figure_is_the_committed_count(stack: Settings, topic: str) -> None:
+    aborted_then_committed(stack, topic, aborted=12, committed=3)
     settings = load_settings(**{**_overrides(stack), "topic_dlq": topic})
     figure = portal_status.dlq_records(settings, budget_s=30)
     assert (figure["records"], figure["complete"]) == (3, True)
@@ -90,13 +95,7 @@ def test_bootstrap_summary_counts_committed_dlq_records(stack: Settings, topic: 
 
     # Row counts are not this test's subject (they need a dbt manifest for the table list).
     monkeypatch.setattr(pipeline, "row_counts", lambda settings: {"bronze": {}, "silver": {}, "gold": {}})
-    producer = transactional_producer(stack, topic)
-    producer.begin_transaction()
-    produce(producer, topic, 25, "aborted")
-    producer.abort_transaction(30)
-    producer.begin_transaction()
-    produce(producer, topic, 4, "committed")
-    producer.commit_transaction(30)
+    aborted_then_committed(stack, topic, aborted=25, committed=4)
     settings = load_settings(**{**_overrides(stack), "topic_dlq": topic})
     summary = pipeline.run_summary(settings)
     assert (summary["dlq_messages"], summary["dlq_complete"]) == (4, True)

@@ -11,40 +11,24 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
 from streamflow import quality
-from streamflow.settings import Settings, load_settings
-from streamflow.warehouse import apply_migrations
+from streamflow.settings import Settings
 from tests.integration.dbt import bronze_dataset
+from tests.integration.quality.scratch_warehouse import scratch_warehouse, with_settings
 
 pytestmark = pytest.mark.integration
 
 
-def _with(settings: Settings, **changes: Any) -> Settings:
-    values = {name: getattr(settings, name) for name in type(settings).model_fields}
-    values["postgres_password"] = settings.resolved_postgres_password
-    return load_settings(**{**values, **changes})
-
-
 @pytest.fixture(scope="module")
 def quality_db(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    name = f"sf_quality_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(stack.warehouse_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]  # generated name
-    settings = _with(stack, warehouse_db=name, dbt_artifacts_dir=str(tmp_path_factory.mktemp("dbt")))
-    try:
-        apply_migrations(settings)
+    with scratch_warehouse(stack, "sf_quality", dbt_artifacts_dir=str(tmp_path_factory.mktemp("dbt"))) as settings:
         yield settings
-    finally:
-        with psycopg.connect(stack.warehouse_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
 
 
 def load_bronze(settings: Settings, ingested_ago: str) -> None:
@@ -83,7 +67,7 @@ def test_freshness_passes_while_bronze_is_fresh(quality_db: Settings, monkeypatc
 
 
 def test_dbt_with_a_wrong_password_fails_the_tasks(quality_db: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    wrong = _with(quality_db, postgres_password="not-the-password")
+    wrong = with_settings(quality_db, postgres_password="not-the-password")
     monkeypatch.setattr(quality, "get_settings", lambda: wrong)
     with pytest.raises(quality.DbtDidNotCheck, match="password authentication failed"):
         quality.source_freshness(run_id="bad-password")

@@ -4,41 +4,25 @@ than the test's window. Real trigger, real dbt, on a throwaway database of the s
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
 from streamflow import portal_status
 from streamflow.dbt_runner import run_dbt
-from streamflow.settings import Settings, load_settings
-from streamflow.warehouse import apply_migrations
+from streamflow.settings import Settings
+from tests.integration.quality.scratch_warehouse import scratch_warehouse
 
 pytestmark = pytest.mark.integration
 WARN_TEST = "no_rows_newer_than"
 
 
-def _with(settings: Settings, **changes: Any) -> Settings:
-    values = {name: getattr(settings, name) for name in type(settings).model_fields}
-    values["postgres_password"] = settings.resolved_postgres_password
-    return load_settings(**{**values, **changes})
-
-
 @pytest.fixture(scope="module")
 def rejects_db(stack: Settings) -> Iterator[Settings]:
-    name = f"sf_rejects_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(stack.warehouse_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]  # generated name
-    settings = _with(stack, warehouse_db=name)
-    try:
-        apply_migrations(settings)
+    with scratch_warehouse(stack, "sf_rejects") as settings:
         yield settings
-    finally:
-        with psycopg.connect(stack.warehouse_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
 
 
 def refuse_a_row(settings: Settings) -> None:
