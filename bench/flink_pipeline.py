@@ -29,7 +29,7 @@ from confluent_kafka import Producer
 from streamflow import consumer_lag
 from streamflow.catalog import flink_jobs
 from streamflow.flink_spec import load_all
-from streamflow.runtime import flink_local
+from streamflow.runtime import flink_local_config, flink_local_lifecycle, flink_local_rest
 from streamflow.settings import Settings, load_settings
 from streamflow.stack import supervisor
 from streamflow.topics import ensure_topics
@@ -176,7 +176,7 @@ def latency(settings: Settings) -> list[dict[str, Any]]:
 def memory(settings: Settings) -> list[dict[str, Any]]:
     figures = []
     for spec in load_all().values():
-        paths = flink_local.layout(spec, settings)
+        paths = flink_local_config.layout(spec, settings)
         jm, tm = _rss_mb(paths.jobmanager_pid.path), _rss_mb(paths.taskmanager_pid.path)
         figures.append({"figure": f"RSS {spec.name} JobManager + TaskManager",
                         "value": round((jm or 0) + (tm or 0), 1), "unit": "MiB", "goal": "informational",
@@ -192,12 +192,12 @@ def run() -> list[dict[str, Any]]:
     apply_migrations(settings)
     ensure_topics(settings)
     specs = load_all()
-    already = {n for n in JOBS if flink_local.job_state(specs[n], settings) == "RUNNING"}
-    restored = {n for n in JOBS if n not in already and flink_local.latest_checkpoint(specs[n], settings)}
+    already = {n for n in JOBS if flink_local_rest.job_state(specs[n], settings) == "RUNNING"}
+    restored = {n for n in JOBS if n not in already and flink_local_lifecycle.latest_checkpoint(specs[n], settings)}
     figures: list[dict[str, Any]] = []
     try:
         for name in JOBS:
-            flink_local.deploy(specs[name], settings)
+            flink_local_lifecycle.deploy(specs[name], settings)
         groups = {name: specs[name].kafka_group_id for name in JOBS}
         figures += throughput(settings, groups)
         figures += latency(settings)
@@ -213,7 +213,7 @@ def run() -> list[dict[str, Any]]:
     finally:
         for name in JOBS:
             if name not in already:
-                flink_local.stop(specs[name], settings)
+                flink_local_lifecycle.stop(specs[name], settings)
         if started:
             supervisor.down(settings, started)
     return figures

@@ -19,7 +19,7 @@ import urllib.request
 import uuid
 from typing import Any
 
-from bench.flink_stages import BACKLOG, HASHMAP, Variant, preload, variant_spec
+from bench.flink_stages import BACKLOG, HASHMAP, Variant, preload, reading, variant_spec
 
 
 def _jobs(rest: str) -> list[dict[str, Any]]:
@@ -34,7 +34,7 @@ def _records(rest: str, jid: str) -> int:
 
 
 def run() -> list[dict[str, Any]]:
-    from streamflow.runtime import flink_local
+    from streamflow.runtime import flink_local_config, flink_local_lifecycle, flink_local_rest
     from streamflow.settings import load_settings
     from streamflow.stack import supervisor
     from streamflow.topics import ensure_topics
@@ -44,6 +44,7 @@ def run() -> list[dict[str, Any]]:
     ensure_topics(settings)
     topic = f"bench.shared.{uuid.uuid4().hex[:6]}"
     preload(settings, topic)
+    settings = reading(settings, topic)  # both jobs read the preloaded topic
     variant = Variant("shared-cluster", "fraud-detector", "two skeleton jobs on one cluster", parallelism=1,
                       configuration={**HASHMAP, "taskmanager.numberOfTaskSlots": "2"},
                       module="bench.flink_detector_skeleton", extra_args=("--stage", "score"))
@@ -52,9 +53,9 @@ def run() -> list[dict[str, Any]]:
     second = dataclasses.replace(variant_spec(variant, settings, topic), upgrade_mode="stateless")
     outcome: dict[str, Any] = {}
     try:
-        flink_local.start_cluster(first, settings, timeout_s=300)
-        ids = [flink_local.submit(first, settings), flink_local.submit(second, settings)]
-        rest = flink_local.rest_url(first, settings)
+        flink_local_lifecycle.start_cluster(first, settings, timeout_s=300)
+        ids = [flink_local_lifecycle.submit(first, settings), flink_local_lifecycle.submit(second, settings)]
+        rest = flink_local_rest.rest_url(first, settings)
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             states = {j["jid"]: j["state"] for j in _jobs(rest)}
@@ -63,12 +64,12 @@ def run() -> list[dict[str, Any]]:
             if all(c >= BACKLOG for c in counts.values()) or {"FAILED", "RESTARTING"} & set(states.values()):
                 break
             time.sleep(3)
-        log = flink_local.layout(first, settings).taskmanager_log.read_text(errors="replace")
+        log = flink_local_config.layout(first, settings).taskmanager_log.read_text(errors="replace")
         outcome["pemja_error_in_log"] = "loadedLibraryNames" in log
         outcome["exceptions_in_log"] = log.count("Exception")
     finally:
-        flink_local.stop(first, settings, reset_state=True)
-        shutil.rmtree(flink_local.layout(first, settings).root, ignore_errors=True)
+        flink_local_lifecycle.stop(first, settings, reset_state=True)
+        shutil.rmtree(flink_local_config.layout(first, settings).root, ignore_errors=True)
         if started:
             supervisor.down(settings, started)
     records = outcome.get("records", [0])

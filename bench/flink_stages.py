@@ -1,7 +1,7 @@
 """One Flink job at a time on a preloaded backlog: where the streaming cost goes (issue 13, steps 2-3).
 
 For each variant: a fresh topic is preloaded with the same generator stream (the backlog), one job
-is deployed on its own local cluster through the local runtime (``flink_local.deploy``, the spec
+is deployed on its own local cluster through the local runtime (``flink_local_lifecycle.deploy``, the spec
 from ``k8s/base/flink`` with only the variant's changes: source topic, group id, parallelism and
 Flink configuration keys, named in the figure), and drained. Measured while it drains:
 
@@ -200,13 +200,21 @@ def _clear_bronze(settings: Any, prefix: str) -> None:
         conn.execute("DELETE FROM bronze.raw_transactions WHERE transaction_id LIKE %s", (prefix + "%",))
 
 
+def reading(settings: Any, topic: str) -> Any:
+    """``settings`` whose transactions topic is ``topic``: the runtime binds every job's topic options to
+    the settings (streamflow.catalog.bind_job_topics), so a bench points a job at its preloaded topic
+    here, never through the spec's arguments (they would be overwritten)."""
+    return settings.model_copy(update={"topic_transactions": topic})
+
+
 def variant_spec(variant: Variant, settings: Any, topic: str) -> Any:
+    """The variant's spec; deploy it with ``reading(settings, topic)``."""
     from streamflow.flink_spec import load_all
 
     base = load_all((_legacy_root() if variant.legacy else ROOT) / "k8s/base/flink")[variant.job]
     args = list(base.args)
     group = f"bench-{variant.name}-{uuid.uuid4().hex[:6]}"
-    for flag, value in (("--source-topic", topic), ("--group-id", group), ("--job-name", variant.name)):
+    for flag, value in (("--group-id", group), ("--job-name", variant.name)):
         if flag in args:
             args[args.index(flag) + 1] = value
         else:
@@ -220,13 +228,13 @@ def variant_spec(variant: Variant, settings: Any, topic: str) -> Any:
 
 
 def drain(variant: Variant, spec: Any, settings: Any, prefix: str, timeout_s: float = 900) -> dict[str, Any]:
-    from streamflow.runtime import flink_local
+    from streamflow.runtime import flink_local_config, flink_local_lifecycle
     from streamflow.stack.process import PidFile
 
-    flink_local.start_cluster(spec, settings, timeout_s=300)  # a loaded machine needs more than the default
-    handle = flink_local.deploy(spec, settings)
+    flink_local_lifecycle.start_cluster(spec, settings, timeout_s=300)  # a loaded machine needs more than the default
+    handle = flink_local_lifecycle.deploy(spec, settings)
     rest, jid = handle.rest_url, handle.job_id
-    leader = flink_local.layout(spec, settings).taskmanager_pid.alive_pid() or 0
+    leader = flink_local_config.layout(spec, settings).taskmanager_pid.alive_pid() or 0
     services = {name: PidFile(settings.state_dir / "run" / f"{name}.pid").alive_pid() or 0
                 for name in ("postgres", "kafka")}
     began = time.monotonic()
@@ -326,7 +334,7 @@ def flink_alert_ids(settings: Any, prefix: str, since: float) -> set[str]:
 
 
 def run_variants(names: list[str]) -> list[dict[str, Any]]:
-    from streamflow.runtime import flink_local
+    from streamflow.runtime import flink_local_config, flink_local_lifecycle
     from streamflow.settings import load_settings
     from streamflow.stack import supervisor
     from streamflow.topics import ensure_topics
@@ -344,8 +352,10 @@ def run_variants(names: list[str]) -> list[dict[str, Any]]:
     results = []
     try:
         for variant in chosen:
-            run_settings = settings.model_copy(update={"repo_root": _legacy_root()}) if variant.legacy else settings
             topic = f"bench.stage.{variant.name}.{uuid.uuid4().hex[:6]}"
+            run_settings = reading(settings, topic)
+            if variant.legacy:
+                run_settings = run_settings.model_copy(update={"repo_root": _legacy_root()})
             prefix = preload(settings, topic)
             _clear_bronze(settings, prefix)
             spec = variant_spec(variant, settings, topic)
@@ -364,8 +374,8 @@ def run_variants(names: list[str]) -> list[dict[str, Any]]:
                 result = {"variant": variant.name, "description": variant.description, "done": f"error: {error}"[:300],
                           "parallelism": spec.parallelism, "vertices": []}
             finally:
-                flink_local.stop(spec, run_settings, reset_state=True)
-                shutil.rmtree(flink_local.layout(spec, run_settings).root, ignore_errors=True)
+                flink_local_lifecycle.stop(spec, run_settings, reset_state=True)
+                shutil.rmtree(flink_local_config.layout(spec, run_settings).root, ignore_errors=True)
                 _clear_bronze(settings, prefix)
             result["load_average_at_start"] = round(load, 1)
             print(json.dumps(result), flush=True)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from streamflow.runtime.flink_local import pyflink_home
+from streamflow.runtime.flink_local_config import pyflink_home
 from streamflow.settings import Settings, load_settings
 from streamflow.warehouse import apply_migrations
 

@@ -61,12 +61,12 @@ with DAG(
         mode="poke",
         outlets=[BRONZE],
     )
-    silver, gold = dbt_layers(settings)  # Cosmos: one Airflow task per model (and its tests)
+    dbt_groups = dbt_layers(settings)  # Cosmos: one Airflow task per model (and its tests), silver then gold
     publish_docs = PythonOperator(task_id="publish_dbt_docs", python_callable=pipeline.publish_docs,
                                   outlets=[GOLD])
     summary = PythonOperator(task_id="summary", python_callable=pipeline.summarize,
                              execution_timeout=timedelta(minutes=5))
 
     preflight >> provision
-    jobs_running >> offsets_before >> generator >> offsets_after >> wait_for_bronze >> silver
-    gold >> publish_docs >> summary
+    jobs_running >> offsets_before >> generator >> offsets_after >> wait_for_bronze >> dbt_groups[0]
+    dbt_groups[-1] >> publish_docs >> summary

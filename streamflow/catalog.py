@@ -112,6 +112,14 @@ def bind_job_topics(args: Sequence[str], settings: Settings, where: object = "jo
     return out
 
 
+def topic_renames(settings: Settings) -> dict[str, str]:
+    """Written topic name -> the topic the settings name, for every pipeline topic. The written names are
+    the settings' defaults: the specs under k8s/base, the generator's pod template and the dbt sources'
+    ``meta`` (the lineage graph) use them, and each is bound here at run time, never edited per stack."""
+    fields = set(JOB_TOPIC_OPTIONS.values()) | set(GENERATOR_TOPIC_ENV.values())
+    return {str(Settings.model_fields[f].default): _topic(settings, f) for f in sorted(fields)}
+
+
 def bind_generator_env(env: Mapping[str, str], settings: Settings) -> dict[str, str]:
     """The generator's env with every topic variable set to the topic the settings name."""
     return {**env, **{name: _topic(settings, field) for name, field in GENERATOR_TOPIC_ENV.items()}}

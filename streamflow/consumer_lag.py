@@ -3,8 +3,8 @@
 The jobs commit their source offsets on checkpoints, so "a group has committed the end offsets" means
 everything produced so far is processed *and* checkpointed. Benchmarks use it to start from a drained
 topic, the fault tests to hand a healthy, caught-up pipeline to the next test. The Kafka reads
-themselves live in :mod:`streamflow.kafka_status` (the one read-only Kafka hook); the portal's
-per-job lag is :meth:`~streamflow.kafka_status.KafkaStatusHook.group_lag`.
+themselves are :class:`streamflow.kafka_access.KafkaHook`'s (the one module that talks to Kafka); the
+portal's per-job lag is :meth:`~streamflow.kafka_status.KafkaStatusHook.group_lag`.
 """
 
 from __future__ import annotations
@@ -12,19 +12,19 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from streamflow.kafka_status import KafkaStatusHook
+from streamflow.kafka_access import KafkaHook
 from streamflow.settings import Settings
 
 
 def end_offsets(settings: Settings, topic: str | None = None) -> dict[int, int]:
     """Partition -> next offset to be written (the high watermark) of ``topic`` (transactions by default)."""
-    return KafkaStatusHook(settings).end_offsets(topic or settings.topic_transactions)
+    return KafkaHook(settings).end_offsets(topic or settings.topic_transactions)
 
 
 def committed_offsets(settings: Settings, group: str, partitions: Iterable[int],
                       topic: str | None = None) -> dict[int, int]:
     """Partition -> offset ``group`` has committed (negative when it has committed none)."""
-    return KafkaStatusHook(settings).committed_offsets(group, topic or settings.topic_transactions, list(partitions))
+    return KafkaHook(settings).committed_offsets(group, topic or settings.topic_transactions, list(partitions))
 
 
 def has_caught_up(settings: Settings, group: str, ends: dict[int, int], topic: str | None = None) -> bool:

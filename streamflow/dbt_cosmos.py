@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from airflow.sdk import TaskGroup
@@ -31,9 +33,46 @@ TARGET_NAME = "local"
 # starts a second task process per model, the dominant cost on a 2-core host.
 WATCHER_SENSOR_ARGS: dict[str, Any] = {"deferrable": False, "poke_interval": 2}
 
+SILVER = dbt_selectors("silver")
+GOLD = dbt_selectors("gold")
+ALL_LAYERS_GROUP = "dbt_models"
 
-def _watcher(settings: Settings) -> bool:
-    return settings.dbt_execution_mode is DbtExecutionMode.WATCHER
+
+@dataclass(frozen=True)
+class ModePlan:
+    """Everything that differs between the two execution modes, decided once by :func:`mode_plan`."""
+
+    execution_mode: ExecutionMode
+    test_behavior: TestBehavior
+    #: Operator arguments of the watcher's producer task (None: no producer).
+    setup_operator_args: dict[str, Any] | None
+    #: Added to every model task's operator arguments.
+    operator_args: dict[str, Any] = field(default_factory=dict)
+    #: The task groups, in the order they run: (group id, dbt selectors).
+    groups: tuple[tuple[str, list[str]], ...] = ()
+
+
+def mode_plan(settings: Settings) -> ModePlan:
+    """The one place ``STREAMFLOW_DBT_EXECUTION_MODE`` is read.
+
+    ``watcher``: one group over all layers, so one ``dbt build`` runs them in dependency order and a
+    test that reads both layers (silver vs gold reconciliation) runs in the same build as both its
+    models; two groups would make the silver model's test task wait for a test that only the gold
+    build runs. The producer builds the whole selection in one command, so it needs the same
+    ``indirect_selection`` as the model tasks; there is no per-model ``dbt build`` task, so each
+    model's tests get a task right after it (AFTER_EACH).
+    ``local``: ``dbt_staging`` (staging + intermediate) then ``dbt_marts``, each model's task a
+    ``dbt build`` of the model and its tests (BUILD)."""
+    if settings.dbt_execution_mode is DbtExecutionMode.WATCHER:
+        return ModePlan(
+            execution_mode=ExecutionMode.WATCHER,
+            test_behavior=TestBehavior.AFTER_EACH,
+            setup_operator_args={"indirect_selection": TestIndirectSelection.BUILDABLE.value},
+            operator_args=dict(WATCHER_SENSOR_ARGS),
+            groups=((ALL_LAYERS_GROUP, SILVER + GOLD),),
+        )
+    return ModePlan(execution_mode=ExecutionMode.LOCAL, test_behavior=TestBehavior.BUILD, setup_operator_args=None,
+                    groups=(("dbt_staging", SILVER), ("dbt_marts", GOLD)))
 
 
 def project_config(settings: Settings) -> ProjectConfig:
@@ -53,64 +92,49 @@ def profile_config(settings: Settings) -> ProfileConfig:
     )
 
 
-def execution_config(settings: Settings) -> ExecutionConfig:
+def execution_config(settings: Settings, plan: ModePlan) -> ExecutionConfig:
     # BUILDABLE: a test that spans several models (e.g. silver vs gold reconciliation) runs with the
     # last of them, never with a parent whose sibling has not been built yet.
-    # The watcher's producer builds the whole selection in one command: it needs the same flag.
-    watcher = _watcher(settings)
     return ExecutionConfig(
-        execution_mode=ExecutionMode.WATCHER if watcher else ExecutionMode.LOCAL,
+        execution_mode=plan.execution_mode,
         dbt_executable_path=str(settings.dbt_executable),
         invocation_mode=InvocationMode.SUBPROCESS,
         test_indirect_selection=TestIndirectSelection.BUILDABLE,
-        setup_operator_args={"indirect_selection": TestIndirectSelection.BUILDABLE.value} if watcher else None,
+        setup_operator_args=plan.setup_operator_args,
     )
 
 
-def render_config(settings: Settings, select: list[str]) -> RenderConfig:
-    # The watcher has no per-model `dbt build` task (the producer builds everything, tests included):
-    # a model's tests get their own sensor task right after it (AFTER_EACH) instead.
+def render_config(settings: Settings, select: list[str], plan: ModePlan) -> RenderConfig:
     return RenderConfig(
         load_method=LoadMode.DBT_MANIFEST,
         select=select,
-        test_behavior=TestBehavior.AFTER_EACH if _watcher(settings) else TestBehavior.BUILD,
+        test_behavior=plan.test_behavior,
         dbt_executable_path=str(settings.dbt_executable),
         invocation_mode=InvocationMode.SUBPROCESS,
     )
 
 
-def dbt_group(group_id: str, select: list[str], settings: Settings, **operator_args: Any) -> DbtTaskGroup:
+def dbt_group(group_id: str, select: list[str], settings: Settings, plan: ModePlan | None = None,
+              **operator_args: Any) -> DbtTaskGroup:
     """A Cosmos task group: one Airflow task per dbt model in ``select``."""
-    if _watcher(settings):
-        operator_args = {**WATCHER_SENSOR_ARGS, **operator_args}
+    plan = plan or mode_plan(settings)
     return DbtTaskGroup(
         group_id=group_id,
         project_config=project_config(settings),
         profile_config=profile_config(settings),
-        execution_config=execution_config(settings),
-        render_config=render_config(settings, select),
-        operator_args={"install_deps": False, **operator_args},
+        execution_config=execution_config(settings, plan),
+        render_config=render_config(settings, select, plan),
+        operator_args={"install_deps": False, **plan.operator_args, **operator_args},
         default_args={"retries": 1},
     )
 
 
-SILVER = dbt_selectors("silver")
-GOLD = dbt_selectors("gold")
-ALL_LAYERS_GROUP = "dbt_models"
-
-
-def dbt_layers(settings: Settings) -> tuple[TaskGroup, TaskGroup]:
-    """Silver then gold, as (first group, last group) for the DAG to wire between its other tasks.
-
-    ``local`` mode: ``dbt_staging`` (staging + intermediate) >> ``dbt_marts``. ``watcher`` mode: one
-    group over all layers, so one ``dbt build`` runs them in dependency order and a test that reads
-    both layers (silver vs gold reconciliation) runs in the same build as both its models; two groups
-    would make the silver model's test task wait for a test that only the gold build runs.
-    """
-    if _watcher(settings):
-        group = dbt_group(ALL_LAYERS_GROUP, SILVER + GOLD, settings)
-        return group, group
-    staging = dbt_group("dbt_staging", SILVER, settings)
-    marts = dbt_group("dbt_marts", GOLD, settings)
-    staging >> marts
-    return staging, marts
+def dbt_layers(settings: Settings) -> tuple[TaskGroup, ...]:
+    """Silver then gold: the task groups in the order they run, each wired to the next (one group in
+    ``watcher`` mode, two in ``local`` mode; see :func:`mode_plan`). The DAG wires the first one
+    after its upstream tasks and its downstream tasks after the last one."""
+    plan = mode_plan(settings)
+    groups = tuple(dbt_group(group_id, select, settings, plan) for group_id, select in plan.groups)
+    for upstream, downstream in pairwise(groups):
+        upstream >> downstream
+    return groups

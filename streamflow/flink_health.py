@@ -4,7 +4,7 @@ Why this module exists (ADR 0010): "RUNNING" is a moment, not a health. A job in
 passes through RUNNING between two failures, so a sensor that polls the state every few seconds
 eventually sees RUNNING and goes green while nothing reaches bronze. Every consumer that shows a
 Flink job as "ok" (the DAG's ``wait_<job>_running`` sensors, the portal, ``streamflow doctor``)
-therefore asks :func:`job_health`, which says healthy only with evidence:
+therefore asks :func:`streamflow.runtime.health.job_health`, which says healthy only with evidence:
 
 * the job is RUNNING (and, locally, all its tasks are RUNNING);
 * it has not restarted within the *stable window* (default: two checkpoint intervals), i.e. it
@@ -21,12 +21,16 @@ operator (``jobStatus``, ``lifecycleState``, ``error`` and the operator's cluste
 ``status.clusterInfo``), see :mod:`streamflow.operators.flink_status`; Airflow may not reach the
 JobManager's REST port there (network policy), the operator can.
 
-The pure parts (:func:`assess`, :func:`sensor_decision`) take plain data and a clock, so the rules
-are unit-tested without a cluster; the collectors only fetch.
+This module is the rules only: the vocabulary of Flink's job states (the one place that says
+which states are active, starting, recovering or terminal), :func:`assess`, :func:`sensor_decision`,
+:func:`needs_redeploy` and the parsing of REST answers. They take plain data and a clock, so they are
+unit-tested without a cluster, and the runtimes and operators import them freely. Collecting the
+evidence needs the runtimes' clients, so it lives beside them: :mod:`streamflow.runtime.health`.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -37,6 +41,7 @@ from streamflow.settings import Runtime, Settings
 if TYPE_CHECKING:
     from streamflow.flink_spec import FlinkJobSpec
 
+# ---- Flink's job states: the one vocabulary (runtimes, operators, CLI and portal import it) ---------
 #: Pseudo-states next to Flink's own job states.
 NOT_DEPLOYED = "NOT_DEPLOYED"  # the cluster answers but has no job for this spec
 CLUSTER_DOWN = "CLUSTER_DOWN"  # no JobManager process / deployment
@@ -46,6 +51,10 @@ UNKNOWN = "UNKNOWN"  # something answered, but not enough to tell
 TERMINAL_STATES = frozenset({"FAILED", "CANCELED", "FINISHED", "SUSPENDED"})
 #: States a job passes through while it recovers from a failure.
 RECOVERING_STATES = frozenset({"RESTARTING", "FAILING", "CANCELLING"})
+#: States of a job that is being set up (submitted, restored, reconciled after a JobManager failover).
+STARTING_STATES = frozenset({"CREATED", "INITIALIZING", "RECONCILING"})
+#: States of the job that holds a cluster: deploy keeps it rather than submitting another, cancel targets it.
+ACTIVE_STATES = STARTING_STATES | {"RUNNING", "RESTARTING"}
 
 #: A restart loop: this many restarts since the deploy task ran fails the "running" sensor at once.
 DEFAULT_MAX_RESTARTS = 2
@@ -254,7 +263,7 @@ def snapshot_from_rest(detail: dict[str, Any], checkpoints: dict[str, Any] | Non
     )
 
 
-# ---- collection ----------------------------------------------------------------------------------
+# ---- the stable window ---------------------------------------------------------------------------
 def default_stable_window_s(spec: FlinkJobSpec, settings: Settings) -> float:
     """Two checkpoint intervals of the runtime the job runs in (local: the setting; Kubernetes: the spec)."""
     if settings.runtime is Runtime.LOCAL:
@@ -266,8 +275,6 @@ def default_stable_window_s(spec: FlinkJobSpec, settings: Settings) -> float:
 
 def parse_duration_s(value: str) -> float:
     """Flink durations ('60s', '1 min', '500ms', '2m', '60000') in seconds."""
-    import re
-
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
     if not match:
         raise ValueError(f"not a Flink duration: {value!r}")
@@ -278,64 +285,3 @@ def parse_duration_s(value: str) -> float:
     if unit not in factors:
         raise ValueError(f"unknown duration unit in {value!r}")
     return number * factors[unit]
-
-
-def job_health(job: str, settings: Settings, stable_window_s: float | None = None) -> JobHealth:
-    """Health of one DAG job (``transaction_processor``) in the configured runtime; never raises for
-    an unreachable service: that is reported as CLUSTER_DOWN / UNKNOWN with the error."""
-    from streamflow.flink_spec import spec_for
-
-    spec = spec_for(job)
-    window = stable_window_s if stable_window_s is not None else default_stable_window_s(spec, settings)
-    if settings.runtime is Runtime.KUBERNETES:
-        return kubernetes_health(job, spec, settings, window)
-    return local_health(job, spec, settings, window)
-
-
-def local_health(job: str, spec: FlinkJobSpec, settings: Settings, stable_window_s: float) -> JobHealth:
-    from streamflow.runtime import flink_local
-
-    url = flink_local.rest_url(spec, settings)
-    unknown: dict[str, Any] = {"job": job, "restarts": None, "last_exception": None, "last_checkpoint_at": None,
-                               "running_since": None, "healthy": False, "stable_window_s": stable_window_s,
-                               "source": url}
-    if not flink_local.cluster_alive(spec, settings):
-        return JobHealth(**unknown, state=CLUSTER_DOWN, final=True, reason=(
-            f"{job}: its local Flink cluster is not running; re-run bootstrap_pipeline (deploy_{job}) or "
-            "`streamflow up`"))
-    try:
-        raw = flink_local.job_rest_documents(spec, settings)
-    except flink_local.RestUnavailable as error:
-        return JobHealth(**unknown, state=UNKNOWN, reason=f"{job}: Flink REST at {url} did not answer ({error})")
-    if raw is None:
-        return JobHealth(**unknown, state=NOT_DEPLOYED, reason=(
-            f"{job}: the cluster at {url} runs no job; re-run bootstrap_pipeline (deploy_{job})"))
-    snapshot = snapshot_from_rest(raw["detail"], raw.get("checkpoints"), raw.get("exceptions"), raw.get("metrics"))
-    return assess(job, snapshot, time.time(), stable_window_s, source=url)
-
-
-def kubernetes_health(job: str, spec: FlinkJobSpec, settings: Settings, stable_window_s: float) -> JobHealth:
-    """Read the FlinkDeployment through the API server and interpret its status."""
-    from streamflow.operators.flink_status import health_from_deployment
-
-    where = f"FlinkDeployment {spec.namespace}/{spec.name}"
-    try:
-        from kubernetes import client, config
-
-        if settings.k8s_in_cluster:
-            config.load_incluster_config()
-        else:
-            config.load_kube_config(config_file=settings.k8s_config_file or None)
-        resource = client.CustomObjectsApi().get_namespaced_custom_object(
-            "flink.apache.org", "v1beta1", spec.namespace or settings.k8s_namespace_processing,
-            "flinkdeployments", spec.name)
-    except Exception as error:  # any API failure: unknown, with the error, never ok
-        status = getattr(error, "status", None)
-        if status == 404:
-            return JobHealth(job, NOT_DEPLOYED, None, None, None, None, False,
-                             f"{where} does not exist; run bootstrap_pipeline (deploy_{job})",
-                             stable_window_s=stable_window_s, source=where)
-        return JobHealth(job, UNKNOWN, None, None, None, None, False,
-                         f"{where}: Kubernetes API not readable ({type(error).__name__}: {str(error)[:200]})",
-                         stable_window_s=stable_window_s, source=where)
-    return health_from_deployment(job, resource, time.time(), stable_window_s)

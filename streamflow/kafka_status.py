@@ -1,8 +1,8 @@
 """Read-only Kafka facts the platform shows people: committed records in a topic, consumer-group lag.
 
-A hook in the Airflow-provider sense: it talks to Kafka and nothing else, and it only reads (no
-produce, no offset commit, no group join). The portal, ``streamflow.consumer_lag`` (benches, fault
-tests) and any status line ask it, so "how many messages" is computed one way everywhere.
+Built on :class:`streamflow.kafka_access.KafkaHook` (the one module that builds Kafka clients and
+reads offsets), and it only reads (no produce, no offset commit, no group join). The portal, the
+bootstrap summary and any status line ask it, so "how many messages" is computed one way everywhere.
 
 Why counting is not ``high - low`` watermarks: the Flink sinks write with Kafka transactions
 (``EXACTLY_ONCE``). A job that fails aborts its open transaction; the aborted records and every
@@ -19,17 +19,10 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
-from streamflow.settings import Settings
-
-#: group.id of the probing consumers. They never subscribe or commit, so the group never has members
-#: or offsets; librdkafka only insists that a consumer has one.
-PROBE_GROUP = "streamflow-status-probe"
-#: Offsets at or below this are librdkafka's "no offset" sentinels (OFFSET_INVALID = -1001, ...).
-NO_OFFSET = -1
+from streamflow.kafka_access import KafkaHook
 
 
 @dataclass(frozen=True)
@@ -62,73 +55,14 @@ class _Progress:
     records: int  # committed records in [start, position)
 
 
-class KafkaStatusHook:
-    """Read-only access to the pipeline's Kafka; one short-lived client per call (no shared state
-    with the broker between calls)."""
+class KafkaStatusHook(KafkaHook):
+    """Read-only facts on top of :class:`~streamflow.kafka_access.KafkaHook` (which builds the clients
+    and reads the offsets): lag per consumer group, committed records per topic."""
 
     _progress: dict[tuple[str, str, int], _Progress] = {}  # noqa: RUF012 - process-wide on purpose
     _progress_lock = threading.Lock()
 
-    def __init__(self, settings: Settings, timeout_s: float = 10.0) -> None:
-        self.bootstrap = settings.kafka_bootstrap
-        self.timeout_s = timeout_s
-
-    def _consumer(self, **extra: Any) -> Consumer:
-        conf = {"bootstrap.servers": self.bootstrap, "group.id": PROBE_GROUP, "enable.auto.commit": False,
-                "socket.timeout.ms": int(self.timeout_s * 1000)}
-        conf.update({k.replace("_", "."): v for k, v in extra.items()})
-        return Consumer(conf)
-
-    # ---- offsets --------------------------------------------------------------------------------
-    def watermarks(self, topic: str, *, committed_only: bool = False) -> dict[int, tuple[int, int]]:
-        """Partition -> (low, high). With ``committed_only`` the high mark is the last stable offset:
-        nothing beyond it is readable yet (an open transaction)."""
-        consumer = self._consumer(isolation_level="read_committed" if committed_only else "read_uncommitted")
-        try:
-            metadata = consumer.list_topics(topic, timeout=self.timeout_s).topics[topic]
-            if metadata.error is not None:
-                raise LookupError(f"topic {topic}: {metadata.error}")
-            return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=self.timeout_s, cached=False)
-                    for p in sorted(metadata.partitions)}
-        finally:
-            consumer.close()
-
-    def end_offsets(self, topic: str, *, committed_only: bool = False) -> dict[int, int]:
-        """Partition -> next offset to be written (the high watermark, or the last stable offset)."""
-        return {p: high for p, (_, high) in self.watermarks(topic, committed_only=committed_only).items()}
-
-    def committed_offsets(self, group: str, topic: str, partitions: list[int]) -> dict[int, int]:
-        """Partition -> offset ``group`` committed for ``topic`` (negative when it committed none)."""
-        consumer = self._consumer(group_id=group)
-        try:
-            offsets = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=self.timeout_s)
-        finally:
-            consumer.close()
-        return {tp.partition: tp.offset for tp in offsets}
-
-    def group_offsets(self, group: str, topics: Iterable[str] | None = None) -> dict[tuple[str, int], int]:
-        """(topic, partition) -> offset ``group`` committed, for the partitions of ``topics`` (default:
-        every topic of the broker but Kafka's internal ones) it committed.
-
-        Asked with a plain consumer carrying the group's id (``committed()`` is one OffsetFetch
-        request; the consumer never subscribes, so it never joins the group). Not with
-        ``AdminClient.list_consumer_group_offsets``: its result arrives on librdkafka's background
-        thread, and an AdminClient released right after the call crashed the Airflow api-server
-        hosting the portal (SIGSEGV in that thread, seen with strace; it took Airflow's execution API
-        down with it)."""
-        consumer = self._consumer(group_id=group)
-        try:
-            if topics is None:
-                found = consumer.list_topics(timeout=self.timeout_s).topics.values()
-            else:
-                found = [consumer.list_topics(t, timeout=self.timeout_s).topics[t] for t in topics]
-            wanted = [TopicPartition(meta.topic, p) for meta in found
-                      if meta.error is None and not meta.topic.startswith("__") for p in sorted(meta.partitions)]
-            committed = consumer.committed(wanted, timeout=self.timeout_s) if wanted else []
-        finally:
-            consumer.close()
-        return {(tp.topic, tp.partition): tp.offset for tp in committed if tp.offset > NO_OFFSET}
-
+    # ---- lag ----------------------------------------------------------------------------------------
     def group_lag(self, group: str, topics: Iterable[str] | None = None) -> GroupLag:
         """Committed end (last stable offset) minus the group's committed offset, per partition of the
         ``topics`` (default: all) the group has committed offsets for.
@@ -168,8 +102,8 @@ class KafkaStatusHook:
                 progress[partition] = replace(known)  # a copy: concurrent counts never add twice
         pending = {p for p, (_, high) in marks.items() if progress[p].position < high}
         if pending:
-            consumer = self._consumer(isolation_level="read_committed", enable_partition_eof=True,
-                                      auto_offset_reset="earliest", fetch_wait_max_ms=100)
+            consumer = self.consumer({"isolation.level": "read_committed", "enable.partition.eof": True,
+                                      "auto.offset.reset": "earliest", "fetch.wait.max.ms": 100})
             try:
                 consumer.assign([TopicPartition(topic, p, progress[p].position) for p in sorted(pending)])
                 deadline = began + budget_s

@@ -6,22 +6,20 @@ dbt knows bronze → silver → gold → exposures. The streaming half (generato
     meta: {producer: generator, kafka_topic: transactions.raw, flink_job: fraud_detector,
            output_topic: fraud.alerts}
 
-so adding a source, a model or an exposure in ``dbt/`` is enough for it to show in the portal.
+so adding a source, a model or an exposure in ``dbt/`` is enough for it to show in the portal. The
+topics there are the written (default) names; :func:`build_graph` draws the topics the stack really uses
+(``topics``: :func:`streamflow.catalog.topic_renames`), as the runtimes bind them into the jobs.
 Pure functions over the manifest dict: the Airflow plugin, the CLI and tests share them.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# The manifest's files and the layer of a node belong to the catalog; the portal imports them from here.
-from streamflow.catalog import ManifestNotFound as ManifestNotFound
-from streamflow.catalog import layer_of
-from streamflow.catalog import load_manifest as load_manifest
-from streamflow.catalog import manifest_candidates as manifest_candidates
-from streamflow.catalog import manifest_path as manifest_path
+from streamflow.catalog import layer_of  # the manifest and the layer of a node belong to the catalog
 
 DBT_RESOURCES = ("model", "seed", "snapshot")  # resources that Cosmos turns into Airflow tasks
 
@@ -106,11 +104,12 @@ def _relation(node: dict[str, Any]) -> str | None:
     return f"{schema}.{name}" if schema and name else None
 
 
-def build_graph(manifest: dict[str, Any]) -> LineageGraph:
+def build_graph(manifest: dict[str, Any], topics: Mapping[str, str] | None = None) -> LineageGraph:
     """Turn a dbt manifest into the platform's end-to-end lineage graph.
 
     Tests, macros, analyses and unit tests are left out: they are checks, not data movement. A node
-    is kept only if it belongs to this project (packages would add noise).
+    is kept only if it belongs to this project (packages would add noise). ``topics`` maps a topic
+    name written in the source meta to the one the stack uses (the settings may rename every topic).
     """
     metadata = manifest.get("metadata") or {}
     project = str(metadata.get("project_name") or "")
@@ -125,7 +124,7 @@ def build_graph(manifest: dict[str, Any]) -> LineageGraph:
             relation=_relation(src), docs_anchor=f"#!/source/{uid}", description=str(src.get("description") or ""),
             meta={k: v for k, v in meta.items() if isinstance(v, str | int | float | bool)},
         ))
-        _add_stream_path(graph, uid, meta)
+        _add_stream_path(graph, uid, _bind_topics(meta, topics or {}))
 
     for uid, node in (manifest.get("nodes") or {}).items():
         kind = node.get("resource_type")
@@ -155,6 +154,11 @@ def build_graph(manifest: dict[str, Any]) -> LineageGraph:
             for parent in (node.get("depends_on") or {}).get("nodes") or []:
                 graph.add_edge(parent, uid)
     return graph
+
+
+def _bind_topics(meta: dict[str, Any], topics: Mapping[str, str]) -> dict[str, Any]:
+    keys = (META_TOPIC, *META_OUTPUT_TOPICS)
+    return {k: topics.get(v, v) if k in keys and isinstance(v, str) else v for k, v in meta.items()}
 
 
 def _add_stream_path(graph: LineageGraph, source_id: str, meta: dict[str, Any]) -> None:

@@ -136,14 +136,14 @@ def sink_rejects(settings: Settings) -> dict[str, Any] | None:
             "sqlstates": sorted({str(code) for row in rows for code in (row[4] or [])})}
 
 def flink_health(settings: Settings, jobs: Iterable[str]) -> dict[str, dict[str, Any] | None]:
-    """``streamflow.flink_health.job_health`` per job as a dict; None where it could not be read.
+    """``streamflow.runtime.health.job_health`` per job as a dict; None where it could not be read.
 
     None renders as unknown (grey), never as ok: a missing module, an unknown job or a probe that
     raised all mean "we do not know"."""
     out: dict[str, dict[str, Any] | None] = {}
     for job in jobs:
         try:
-            from streamflow.flink_health import job_health
+            from streamflow.runtime.health import job_health
 
             out[job] = asdict(job_health(job, settings))
         except Exception as error:

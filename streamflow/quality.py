@@ -143,7 +143,8 @@ def _successful_bootstraps(context: dict[str, Any]) -> int | None:
 
 
 def pipeline_bootstrapped(**context: Any) -> bool:
-    """Run the checks once the pipeline was ever bootstrapped; skip (visibly) only before that.
+    """Run the checks (dbt_quality) or the build (dbt_transform) once the pipeline was ever bootstrapped;
+    skip (visibly) only before that.
 
     Evidence of a bootstrap: gold exists in the warehouse, or bootstrap_pipeline has a successful run.
     A warehouse that cannot be reached fails this task (red), it does not skip. When the answer is
@@ -154,12 +155,13 @@ def pipeline_bootstrapped(**context: Any) -> bool:
         row = conn.execute("SELECT to_regclass('gold.fct_transactions') IS NOT NULL").fetchone()
     gold = bool(row and row[0])
     runs = _successful_bootstraps(context)
+    dag_id = str(getattr(context.get("dag"), "dag_id", "") or "dbt_quality")
     if gold or runs:
-        log.info("pipeline bootstrapped: running the quality checks", gold_exists=gold, bootstrap_runs=runs)
+        log.info(f"pipeline bootstrapped: running {dag_id}", gold_exists=gold, bootstrap_runs=runs)
         return True
-    message = ("SKIPPING every quality check of this run: the pipeline was never bootstrapped (no gold."
+    message = (f"SKIPPING this {dag_id} run: the pipeline was never bootstrapped (no gold."
                "fct_transactions, no successful bootstrap_pipeline run). Trigger bootstrap_pipeline "
-               "(`bin/streamflow bootstrap`); the next dbt_quality run checks it.")
+               f"(`bin/streamflow bootstrap`); the next {dag_id} run goes ahead.")
     log.warning(message, gold_exists=gold, bootstrap_runs=runs)
     print(message, flush=True)
     return False

@@ -38,11 +38,21 @@ from streamflow.settings import Settings
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_STACK_NAME = "test-stack"
 PORT_RANGE = (20000, 32000)   # below Linux' ephemeral range (32768+): no client socket takes them meanwhile
-FLINK_JOBS = len(flink_jobs())  # flink_local.job_index: REST ports base..base+FLINK_JOBS-1
+FLINK_JOBS = len(flink_jobs())  # flink_local_config.job_index: REST ports base..base+FLINK_JOBS-1
 FLINK_RPC_OFFSET = 1000        # flink_local: jobmanager.rpc.port = REST port + 1000
 
 #: Settings a person may set for their own stack that would lead the suite to their services or files.
 DROPPED = ("STREAMFLOW_KAFKA_BOOTSTRAP_SERVERS", "STREAMFLOW_AIRFLOW_BASE_URL", "STREAMFLOW_DBT_ARTIFACTS_DIR")
+
+#: The suite's own topic names, unlike the defaults and the names written in k8s/base: every integration
+#: and e2e test (bootstrap_pipeline end to end included) runs on renamed topics, so a job, the generator or
+#: a query that still uses a written name reads an empty topic and its test fails (issue 16).
+SESSION_TOPICS = {
+    "STREAMFLOW_TOPIC_TRANSACTIONS": "suite.card-transactions",
+    "STREAMFLOW_TOPIC_ALERTS": "suite.fraud-alerts",
+    "STREAMFLOW_TOPIC_METRICS": "suite.live-metrics",
+    "STREAMFLOW_TOPIC_DLQ": "suite.dead-letters",
+}
 
 #: env variable -> settings field, for the ports the session picks.
 PORT_SETTINGS = {
@@ -106,6 +116,7 @@ def session_environment(environ: Mapping[str, str], repo_root: Path = REPO_ROOT,
     names = [n for n in PORT_SETTINGS if n != "STREAMFLOW_FLINK_REST_PORT_BASE"] + list(AIRFLOW_PORTS)
     env.update({name: str(port) for name, port in zip(names, singles, strict=True)})
     env["STREAMFLOW_FLINK_REST_PORT_BASE"] = str(flink_base)
+    env.update(SESSION_TOPICS)
     return env, [name for name in DROPPED if name in environ]
 
 

@@ -25,7 +25,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lineage_portal import auth, status, task_status
-from streamflow.lineage import LineageGraph, ManifestNotFound, build_graph, load_manifest, manifest_path
+from streamflow.catalog import ManifestNotFound, load_manifest, manifest_path, topic_renames
+from streamflow.lineage import LineageGraph, build_graph
 from streamflow.settings import Settings, get_settings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -67,15 +68,16 @@ class GraphCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._key: tuple[str, float] | None = None
+        self._key: tuple[str, float, str] | None = None
         self._graph: LineageGraph | None = None
 
     def get(self, settings: Settings) -> tuple[LineageGraph, Path]:
         path = manifest_path(settings)
-        key = (str(path), path.stat().st_mtime)
+        topics = topic_renames(settings)
+        key = (str(path), path.stat().st_mtime, repr(sorted(topics.items())))
         with self._lock:
             if self._graph is None or self._key != key:
-                self._graph, self._key = build_graph(load_manifest(path)), key
+                self._graph, self._key = build_graph(load_manifest(path), topics), key
             return self._graph, path
 
 

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streamflow import portal_status
+from streamflow.flink_health import CLUSTER_DOWN, RECOVERING_STATES, STARTING_STATES, TERMINAL_STATES
+from streamflow.flink_health import UNKNOWN as FLINK_UNKNOWN_STATE
 from streamflow.lineage import LineageGraph
 from streamflow.settings import Settings
 
@@ -27,10 +29,10 @@ TASK_HEALTH = {
     "running": RUNNING, "queued": RUNNING, "scheduled": RUNNING, "deferred": RUNNING, "restarting": RUNNING,
 }
 #: Flink states, as :mod:`streamflow.flink_health` reports them, that mean "data is not flowing".
-FLINK_FAILING = {"RESTARTING", "FAILING", "FAILED", "CANCELLING", "CANCELED", "FINISHED", "SUSPENDED",
-                 "CLUSTER_DOWN"}
-FLINK_STARTING = {"CREATED", "INITIALIZING", "RECONCILING", "DEPLOYED", "DEPLOYING", "RUNNING"}
-FLINK_UNKNOWN = {"UNKNOWN", "unknown", ""}
+FLINK_FAILING = RECOVERING_STATES | TERMINAL_STATES | {CLUSTER_DOWN}
+#: Flink states of a job on its way up (DEPLOYED/DEPLOYING: the Flink operator's words on Kubernetes).
+FLINK_STARTING = STARTING_STATES | {"RUNNING", "DEPLOYED", "DEPLOYING"}
+FLINK_UNKNOWN = {FLINK_UNKNOWN_STATE, "unknown", ""}
 #: A job RUNNING this many stable windows without becoming healthy is stuck, not starting.
 STUCK_WINDOWS = 3
 

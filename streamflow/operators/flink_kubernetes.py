@@ -9,6 +9,7 @@ cluster-wide (namespace-scoped RBAC is enough).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from functools import cached_property
@@ -20,10 +21,16 @@ from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 
-from streamflow.flink_health import DEFAULT_MAX_RESTARTS, Verdict, sensor_decision
+from streamflow.flink_health import (
+    DEFAULT_MAX_RESTARTS,
+    STABLE_INTERVALS,
+    Verdict,
+    needs_redeploy,
+    parse_duration_s,
+    sensor_decision,
+)
+from streamflow.kubernetes_access import DEFAULT_CONN_ID, FLINK_GROUP, FLINK_PLURAL, FLINK_VERSION, build_hook
 from streamflow.operators.flink_status import health_from_deployment
-
-GROUP, VERSION, PLURAL = "flink.apache.org", "v1beta1", "flinkdeployments"
 
 
 def load_resource(application_file: str | dict[str, Any]) -> dict[str, Any]:
@@ -54,8 +61,9 @@ class FlinkDeploymentApplyOperator(FlinkKubernetesOperator):
         namespace = self.namespace or body["metadata"].get("namespace") or "default"
         body["metadata"]["namespace"] = namespace
         api = self.hook.custom_object_client
+        kind = (FLINK_GROUP, FLINK_VERSION, namespace, FLINK_PLURAL)  # the custom resource in this namespace
         try:
-            created: dict[str, Any] = api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+            created: dict[str, Any] = api.create_namespaced_custom_object(*kind, body)
             self.log.info("created FlinkDeployment %s/%s", namespace, name)
             return created
         except ApiException as error:
@@ -63,11 +71,11 @@ class FlinkDeploymentApplyOperator(FlinkKubernetesOperator):
                 raise
         patch = {"metadata": {k: v for k, v in body["metadata"].items() if k in ("labels", "annotations")},
                  "spec": dict(body["spec"])}
-        existing: dict[str, Any] = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        existing: dict[str, Any] = api.get_namespaced_custom_object(*kind, name)
         nonce = restart_nonce_for(existing)
         if nonce is not None:
             patch["spec"]["restartNonce"] = nonce
-        patched: dict[str, Any] = api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch)
+        patched: dict[str, Any] = api.patch_namespaced_custom_object(*kind, name, patch)
         self.log.info("FlinkDeployment %s/%s existed: spec patched (the operator upgrades it if it changed)",
                       namespace, name)
         return patched
@@ -79,10 +87,6 @@ def restart_nonce_for(existing: dict[str, Any], now: float | None = None) -> int
     "Failing" is judged with the same stable window as the sensor (two of the deployed spec's
     checkpoint intervals), so a job that came back from a restart seconds ago counts as flapping.
     """
-    import logging
-
-    from streamflow.flink_health import STABLE_INTERVALS, needs_redeploy, parse_duration_s
-
     name = str((existing.get("metadata") or {}).get("name") or "job")
     configuration = (existing.get("spec") or {}).get("flinkConfiguration") or {}
     window = STABLE_INTERVALS * parse_duration_s(str(configuration.get("execution.checkpointing.interval", "60s")))
@@ -110,7 +114,7 @@ class FlinkDeploymentRunningSensor(BaseSensorOperator):
         *,
         name: str,
         namespace: str,
-        kubernetes_conn_id: str = "kubernetes_default",
+        kubernetes_conn_id: str = DEFAULT_CONN_ID,
         in_cluster: bool | None = None,
         config_file: str | None = None,
         job: str | None = None,
@@ -133,12 +137,11 @@ class FlinkDeploymentRunningSensor(BaseSensorOperator):
     @cached_property
     def hook(self) -> KubernetesHook:
         # Built lazily (not in __init__, unlike the provider's sensor) and with in_cluster/config_file.
-        return KubernetesHook(conn_id=self.kubernetes_conn_id, in_cluster=self.in_cluster,
-                              config_file=self.config_file)
+        return build_hook(self.kubernetes_conn_id or DEFAULT_CONN_ID, self.in_cluster, self.config_file)
 
     def poke(self, context: Any) -> bool:
         resource = self.hook.custom_object_client.get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, self.name
+            FLINK_GROUP, FLINK_VERSION, self.namespace, FLINK_PLURAL, self.name
         )
         health = health_from_deployment(self.job, resource, time.time(), self.stable_window_s)
         baseline = self._restarts_at_deploy(context, health.job_id)

@@ -23,6 +23,7 @@ record is the evidence; without it the job is reported as not proven healthy, ne
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from streamflow.flink_health import (
@@ -33,13 +34,15 @@ from streamflow.flink_health import (
     Decision,
     JobHealth,
     Verdict,
+    sensor_decision,
 )
 
 __all__ = ["Decision", "Verdict", "cluster_health_info", "decide", "health_from_deployment"]
 
+#: The operator's ``status.lifecycleState`` values (a FlinkDeployment's, not a job's: Flink's job states are
+#: in :mod:`streamflow.flink_health`).
 HEALTHY_LIFECYCLE = {"STABLE", "DEPLOYED"}
 FAILED_LIFECYCLE = {"FAILED", "ROLLED_BACK", "SUSPENDED", "DELETED", "DELETING"}
-FAILED_JOB_STATES = set(TERMINAL_STATES)  # a streaming job that FINISHED has stopped
 HEALTH_CHECK_KEY = "kubernetes.operator.cluster.health-check.enabled"
 CLUSTER_HEALTH_INFO = "ClusterHealthInfo"
 
@@ -93,7 +96,7 @@ def health_from_deployment(job: str, resource: dict[str, Any], now: float, stabl
     def unhealthy(reason: str, final: bool = False) -> JobHealth:
         return JobHealth(**common, healthy=False, final=final, reason=f"{reason} ({where})")
 
-    if lifecycle in FAILED_LIFECYCLE or state in FAILED_JOB_STATES or jm == "ERROR":
+    if lifecycle in FAILED_LIFECYCLE or state in TERMINAL_STATES or jm == "ERROR":
         return unhealthy(f"{job} has failed{failure or '; operator error: (none reported)'}", final=True)
     generation, observed = metadata.get("generation"), status.get("observedGeneration")
     if generation is not None and observed is not None and int(observed) < int(generation):
@@ -127,10 +130,6 @@ def health_from_deployment(job: str, resource: dict[str, Any], now: float, stabl
 def decide(resource: dict[str, Any], now: float | None = None, stable_window_s: float = 120.0,
            restarts_at_deploy: int | None = None) -> Decision:
     """The sensor's decision for one FlinkDeployment object (as returned by the API)."""
-    import time
-
-    from streamflow.flink_health import sensor_decision
-
     name = str((resource.get("metadata") or {}).get("name") or "job")
     health = health_from_deployment(name, resource, time.time() if now is None else now, stable_window_s)
     return sensor_decision(health, restarts_at_deploy)

@@ -1,7 +1,7 @@
 """`streamflow doctor`: check every part of the running platform and say what is wrong, with the fix.
 
 The parts: the services (PostgreSQL, Kafka, Airflow's processes), each Flink job and its restarts
-(:func:`streamflow.flink_health.job_health`), each job's consumer lag, the DLQ's growth, the last
+(:func:`streamflow.runtime.health.job_health`), each job's consumer lag, the DLQ's growth, the last
 ``dbt_quality`` result and the disk. Each check yields a :class:`Finding` — ok, warn, fail or
 unknown — and every finding that is not ok carries a fix: a command to run or a runbook entry
 (docs/RUNBOOK.md). Unknown is never shown as ok (a check that could not look is a problem too).

@@ -1,6 +1,6 @@
 """`streamflow flink jobs|restart|cancel <job>`: the jobs' health and the two actions people take.
 
-Health is :func:`streamflow.flink_health.job_health` (state, restarts, last checkpoint, a reason
+Health is :func:`streamflow.runtime.health.job_health` (state, restarts, last checkpoint, a reason
 with the fix): the same answer the DAG's sensors and the portal use. Restart and cancel act on the
 local runtime (one Flink cluster per job, :mod:`streamflow.runtime.flink_local`); on Kubernetes the
 Flink operator owns the job, so the CLI prints the ``kubectl`` command instead of half-doing it.
@@ -11,9 +11,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from streamflow.flink_health import JobHealth, job_health
+from streamflow.flink_health import ACTIVE_STATES, JobHealth
 from streamflow.flink_spec import FlinkJobSpec, SpecError, load_all
 from streamflow.ops.render import ago
+from streamflow.runtime.health import job_health
 from streamflow.settings import Runtime, Settings
 
 
@@ -35,7 +36,7 @@ class JobRow:
 
 def pipeline_jobs() -> list[FlinkJobSpec]:
     """The jobs (one per FlinkDeployment under k8s/base/flink), in deploy order."""
-    from streamflow.runtime.flink_local import job_index
+    from streamflow.runtime.flink_local_config import job_index
 
     specs = list(load_all().values())
     names = [s.name for s in specs]
@@ -81,16 +82,16 @@ def _kubernetes_hint(target: FlinkJobSpec, action: str, settings: Settings) -> s
 
 def cancel(settings: Settings, name: str) -> str:
     """Cancel the job's running instance; its retained checkpoints stay for the next deploy."""
-    from streamflow.runtime import flink_local
+    from streamflow.runtime.flink_local_rest import cancel_job, current_job_id, job_state
 
     target = job(name)
     if settings.runtime is Runtime.KUBERNETES:
         raise FlinkOpError(_kubernetes_hint(target, "cancel", settings))
-    job_id = flink_local.current_job_id(target, settings)
-    state = flink_local.job_state(target, settings)
-    if job_id is None or state not in flink_local.ACTIVE_STATES:
+    job_id = current_job_id(target, settings)
+    state = job_state(target, settings)
+    if job_id is None or state not in ACTIVE_STATES:
         raise FlinkOpError(f"{target.job_key} is not running (state {state}); nothing to cancel")
-    final = flink_local.cancel_job(target, settings, job_id)
+    final = cancel_job(target, settings, job_id)
     return (f"{target.job_key}: job {job_id} {final}; checkpoints kept "
             f"(`bin/streamflow flink restart {target.job_key}` resumes from the latest)")
 
@@ -100,16 +101,17 @@ def restart(settings: Settings, name: str) -> str:
 
     Starts the job's cluster too when it is down, so this is also the fix for a killed JobManager.
     """
-    from streamflow.runtime import flink_local
+    from streamflow.runtime.flink_local_lifecycle import deploy, latest_checkpoint
+    from streamflow.runtime.flink_local_rest import cancel_job, current_job_id, job_state
 
     target = job(name)
     if settings.runtime is Runtime.KUBERNETES:
         raise FlinkOpError(_kubernetes_hint(target, "restart", settings))
-    if flink_local.job_state(target, settings) in flink_local.ACTIVE_STATES:
-        job_id = flink_local.current_job_id(target, settings)
+    if job_state(target, settings) in ACTIVE_STATES:
+        job_id = current_job_id(target, settings)
         if job_id is not None:
-            flink_local.cancel_job(target, settings, job_id)
-    checkpoint = flink_local.latest_checkpoint(target, settings)
-    handle = flink_local.deploy(target, settings)
+            cancel_job(target, settings, job_id)
+    checkpoint = latest_checkpoint(target, settings)
+    handle = deploy(target, settings)
     resumed = f"resumed from {checkpoint.name}" if checkpoint else "no checkpoint: started from committed offsets"
     return f"{target.job_key}: job {handle.job_id} {handle.state} ({resumed}); REST {handle.rest_url}"

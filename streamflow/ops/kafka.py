@@ -1,8 +1,9 @@
 """`streamflow kafka topics|lag|tail`: what is in the pipeline's topics and how far the jobs are behind.
 
-Lag and watermarks come from :class:`streamflow.kafka_status.KafkaStatusHook` (the one read-only
-Kafka hook); what is added here is what an operator asks on top: which topic plays which role, how
-many records arrived in a recent window (the DLQ's growth), and the last messages of a topic.
+Clients, watermarks and offsets come from :class:`streamflow.kafka_access.KafkaHook` (the one module
+that talks to Kafka), lag from :class:`streamflow.kafka_status.KafkaStatusHook`; what is added here is
+what an operator asks on top: which topic plays which role, how many records arrived in a recent
+window (the DLQ's growth), and the last messages of a topic.
 Every read is ``read_committed``: the Flink sinks write with transactions, and records of an aborted
 transaction are never delivered to anyone, so they are never counted or shown here either.
 """
@@ -19,7 +20,8 @@ from typing import Any, TextIO
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from streamflow.kafka_status import PROBE_GROUP, GroupLag, KafkaStatusHook
+from streamflow.kafka_access import KafkaHook
+from streamflow.kafka_status import GroupLag, KafkaStatusHook
 from streamflow.settings import Settings
 
 INTERNAL_PREFIX = "__"  # __consumer_offsets, __transaction_state
@@ -59,22 +61,15 @@ class WindowCount:
     complete: bool  # False: the time budget ran out, ``records`` is a lower bound
 
 
-def _consumer(settings: Settings, timeout_s: float, **extra: Any) -> Consumer:
-    conf: dict[str, Any] = {"bootstrap.servers": settings.kafka_bootstrap, "group.id": PROBE_GROUP,
-                            "enable.auto.commit": False, "isolation.level": "read_committed",
-                            "socket.timeout.ms": int(timeout_s * 1000)}
-    conf.update(extra)
-    return Consumer(conf)
+def _reader(hook: KafkaHook, **extra: Any) -> Consumer:
+    """A read_committed consumer: records of aborted transactions are never shown or counted."""
+    return hook.consumer({"isolation.level": "read_committed", **extra})
 
 
 def topics(settings: Settings, timeout_s: float = 5.0) -> list[TopicInfo]:
     """Every non-internal topic of the broker, pipeline topics first."""
-    hook = KafkaStatusHook(settings, timeout_s=timeout_s)
-    consumer = _consumer(settings, timeout_s)
-    try:
-        names = sorted(n for n in consumer.list_topics(timeout=timeout_s).topics if not n.startswith(INTERNAL_PREFIX))
-    finally:
-        consumer.close()
+    hook = KafkaHook(settings, timeout_s=timeout_s)
+    names = sorted(n for n in hook.topic_names() if not n.startswith(INTERNAL_PREFIX))
     roles = topic_roles(settings)
     infos = []
     for name in names:
@@ -110,18 +105,13 @@ def describe_lag(row: JobLag) -> str:
 def records_since(settings: Settings, topic: str, since: float, budget_s: float = 5.0,
                   timeout_s: float = 5.0) -> WindowCount:
     """Committed records of ``topic`` with a timestamp at or after ``since``, read within ``budget_s``."""
-    consumer = _consumer(settings, timeout_s, **{"enable.partition.eof": True, "fetch.wait.max.ms": 100})
+    hook = KafkaHook(settings, timeout_s=timeout_s)
+    starts = hook.offsets_for_times(topic, int(since * 1000))
+    ends = hook.end_offsets(topic, committed_only=True)
+    # offset -1: no record at or after `since` in that partition.
+    assign = [TopicPartition(topic, p, offset) for p, offset in starts.items() if 0 <= offset < ends.get(p, 0)]
+    consumer = _reader(hook, **{"enable.partition.eof": True, "fetch.wait.max.ms": 100})
     try:
-        metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
-        if metadata.error is not None:
-            raise LookupError(f"topic {topic}: {metadata.error}")
-        wanted = [TopicPartition(topic, p, int(since * 1000)) for p in sorted(metadata.partitions)]
-        starts = consumer.offsets_for_times(wanted, timeout=timeout_s)
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s, cached=False)[1]
-                for p in metadata.partitions}
-        # offset -1: no record at or after `since` in that partition.
-        assign = [TopicPartition(topic, tp.partition, tp.offset) for tp in starts
-                  if 0 <= tp.offset < ends[tp.partition]]
         received = _read_until_end(consumer, assign, budget_s, ends)
     finally:
         consumer.close()
@@ -131,22 +121,10 @@ def records_since(settings: Settings, topic: str, since: float, budget_s: float 
 def offsets_since(settings: Settings, topic: str, since: float, timeout_s: float = 5.0) -> int:
     """Offsets written to ``topic`` since ``since`` (epoch s): its record count for a non-transactional
     topic such as the generator's input (an idempotent, non-transactional producer)."""
-    consumer = _consumer(settings, timeout_s)
-    try:
-        metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
-        if metadata.error is not None:
-            raise LookupError(f"topic {topic}: {metadata.error}")
-        wanted = [TopicPartition(topic, p, int(since * 1000)) for p in sorted(metadata.partitions)]
-        total = 0
-        for tp in consumer.offsets_for_times(wanted, timeout=timeout_s):
-            marks = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout_s,
-                                                   cached=False)
-            high = marks[1]
-            if tp.offset >= 0:
-                total += max(0, high - tp.offset)
-        return total
-    finally:
-        consumer.close()
+    hook = KafkaHook(settings, timeout_s=timeout_s)
+    starts = hook.offsets_for_times(topic, int(since * 1000))
+    ends = hook.end_offsets(topic, committed_only=True)
+    return sum(max(0, ends.get(p, 0) - offset) for p, offset in starts.items() if offset >= 0)
 
 
 @dataclass(frozen=True)
@@ -166,17 +144,18 @@ def _decode(raw: bytes | None) -> str | None:
 
 def last_messages(settings: Settings, topic: str, count: int, timeout_s: float = 5.0) -> list[Message]:
     """The ``count`` newest committed messages of ``topic`` (across partitions, oldest first)."""
-    consumer = _consumer(settings, timeout_s, **{"enable.partition.eof": True})
+    hook = KafkaHook(settings, timeout_s=timeout_s)
     try:
-        metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
-        if metadata.error is not None:
-            raise LookupError(f"topic {topic}: {metadata.error} (list them: streamflow kafka topics)")
-        assign, ends = [], {}
-        for p in sorted(metadata.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s, cached=False)
-            if high > low:
-                assign.append(TopicPartition(topic, p, max(low, high - count)))
-                ends[p] = high
+        marks = hook.watermarks(topic, committed_only=True)
+    except LookupError as error:
+        raise LookupError(f"{error} (list them: streamflow kafka topics)") from None
+    assign, ends = [], {}
+    for p, (low, high) in marks.items():
+        if high > low:
+            assign.append(TopicPartition(topic, p, max(low, high - count)))
+            ends[p] = high
+    consumer = _reader(hook, **{"enable.partition.eof": True})
+    try:
         found = _read_until_end(consumer, assign, timeout_s, ends).messages
     finally:
         consumer.close()
@@ -222,11 +201,10 @@ def _message(message: Any) -> Message:
 
 def follow(settings: Settings, topic: str) -> Iterator[Message]:
     """New committed messages of ``topic`` as they arrive (until the caller stops iterating)."""
-    consumer = _consumer(settings, 10.0)
+    hook = KafkaHook(settings, timeout_s=10.0)
+    ends = [TopicPartition(topic, p, end) for p, end in hook.end_offsets(topic, committed_only=True).items()]
+    consumer = _reader(hook)
     try:
-        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-        ends = [TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p), cached=False)[1])
-                for p in sorted(metadata.partitions)]
         consumer.assign(ends)
         while True:
             message = consumer.poll(0.5)

@@ -61,7 +61,7 @@ def log_path(settings: Settings, service: str) -> Path:
     if service.startswith("flink-"):
         from streamflow.flink_spec import SpecError
         from streamflow.ops.flink import job
-        from streamflow.runtime.flink_local import layout
+        from streamflow.runtime.flink_local_config import layout
 
         rest = service.removeprefix("flink-")
         part = "taskmanager"

@@ -30,4 +30,4 @@ def runtime_for(settings: Settings) -> PipelineRuntime:
         return KubernetesRuntime(settings)
     from streamflow.runtime.local import LocalRuntime
 
-    return LocalRuntime(settings)
+    return LocalRuntime()  # its tasks read the settings when they run (see LocalRuntime)

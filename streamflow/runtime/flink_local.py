@@ -16,8 +16,8 @@ in the local run.
 The parts, one module each: spec translation (:mod:`~streamflow.runtime.flink_local_config`), the
 cluster's files (:mod:`~streamflow.runtime.flink_local_files`), the REST client
 (:mod:`~streamflow.runtime.flink_local_rest`) and the lifecycle of one job's cluster
-(:mod:`~streamflow.runtime.flink_local_lifecycle`). This module is what the rest of StreamFlow imports:
-their public names, and the operations on every job at once (deploy, stop, status).
+(:mod:`~streamflow.runtime.flink_local_lifecycle`); callers import each from its module. This one holds
+the operations on every job at once: deploy, stop, status.
 """
 
 from __future__ import annotations
@@ -25,66 +25,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from streamflow.catalog import flink_job, flink_jobs
+from streamflow.flink_health import CLUSTER_DOWN, default_stable_window_s
 from streamflow.flink_spec import load_all
-from streamflow.runtime.flink_local_config import (
-    ENV_OVERRIDES,
-    IMAGE_PYTHON,
-    IMAGE_USRLIB,
-    LOCAL_OVERRIDES,
-    ClusterLayout,
-    FlinkJobError,
-    flatten_yaml,
-    flink_venv_python,
-    job_index,
-    layout,
-    local_flink_configuration,
-    local_job_args,
-    local_job_env,
-    pyflink_home,
-    render_config_yaml,
-    rest_port,
-    submit_command,
-)
-from streamflow.runtime.flink_local_files import prepare_cluster_dir, process_env
-from streamflow.runtime.flink_local_lifecycle import (
-    JobHandle,
-    deploy,
-    latest_checkpoint,
-    redeploy,
-    restart_cluster,
-    restore_point,
-    start_cluster,
-    stop,
-    submit,
-    wait_running,
-)
-from streamflow.runtime.flink_local_rest import (
-    ACTIVE_STATES,
-    TERMINAL_STATES,
-    RestUnavailable,
-    cancel_job,
-    cluster_alive,
-    cluster_ready,
-    current_job_id,
-    job_rest_documents,
-    job_state,
-    jobs_overview,
-    recorded_job_id,
-    rest_url,
-)
+from streamflow.runtime.flink_local_lifecycle import JobHandle, deploy, stop
+from streamflow.runtime.flink_local_rest import rest_url
+from streamflow.runtime.health import local_health
 from streamflow.settings import Settings
 from streamflow.stack.process import PidFile
 from streamflow.stack.process import stop as stop_process
 
-__all__ = [
-    "ACTIVE_STATES", "ENV_OVERRIDES", "IMAGE_PYTHON", "IMAGE_USRLIB", "LOCAL_OVERRIDES", "TERMINAL_STATES",
-    "ClusterLayout", "FlinkJobError", "JobHandle", "RestUnavailable", "cancel_job", "cluster_alive",
-    "cluster_ready", "current_job_id", "deploy", "deploy_all", "flatten_yaml", "flink_venv_python", "job_index",
-    "job_rest_documents", "job_state", "jobs_overview", "latest_checkpoint", "layout", "local_flink_configuration",
-    "local_job_args", "local_job_env", "prepare_cluster_dir", "process_env", "pyflink_home", "recorded_job_id",
-    "redeploy", "render_config_yaml", "rest_port", "rest_url", "restart_cluster", "restore_point", "start_cluster",
-    "status_lines", "stop", "stop_all", "submit", "submit_command", "wait_running",
-]
+__all__ = ["deploy_all", "status_lines", "stop_all"]
 
 
 def stop_all(settings: Settings) -> list[str]:
@@ -99,14 +49,12 @@ def stop_all(settings: Settings) -> list[str]:
 def status_lines(settings: Settings) -> list[str]:
     """One line per job for `streamflow status`: its state and whether it is healthy (ADR 0010), and
     why not on a second line."""
-    from streamflow.flink_health import default_stable_window_s, local_health
-
     lines = []
     for spec in load_all().values():
         health = local_health(spec.job_key, spec, settings, default_stable_window_s(spec, settings))
         verdict = "healthy" if health.healthy else "not healthy"
         lines.append(f"  flink {spec.name:<22} {health.state:<13} {verdict:<12} {rest_url(spec, settings)}")
-        if not health.healthy and health.state != "CLUSTER_DOWN":
+        if not health.healthy and health.state != CLUSTER_DOWN:
             lines.append(f"        {health.reason}")
     return lines
 

@@ -194,7 +194,7 @@ def local_job_env(spec: FlinkJobSpec, settings: Settings) -> dict[str, str]:
         elif var.from_secret:
             raise FlinkJobError(
                 f"{spec.source_path}: env {var.name} comes from Secret {var.secret_name}/{var.secret_key} "
-                "and has no local value; add it to flink_local.ENV_OVERRIDES"
+                "and has no local value; add it to flink_local_config.ENV_OVERRIDES"
             )
         else:
             env[var.name] = var.value or ""

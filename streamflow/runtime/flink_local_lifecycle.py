@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from streamflow.flink_health import ACTIVE_STATES, TERMINAL_STATES
 from streamflow.flink_spec import FlinkJobSpec
 from streamflow.logs import get_log
 from streamflow.runtime.flink_local_config import (
@@ -27,8 +28,6 @@ from streamflow.runtime.flink_local_config import (
 )
 from streamflow.runtime.flink_local_files import prepare_cluster_dir, process_env
 from streamflow.runtime.flink_local_rest import (
-    ACTIVE_STATES,
-    TERMINAL_STATES,
     cancel_job,
     cluster_ready,
     jobs_overview,
@@ -155,7 +154,8 @@ def wait_running(spec: FlinkJobSpec, settings: Settings, job_id: str | None = No
     count is read every few seconds and a loop (two restarts more than ``restarts_before``) fails the
     deploy at once, naming Flink's exception.
     """
-    from streamflow.flink_health import Verdict, local_health, sensor_decision
+    from streamflow.flink_health import Verdict, sensor_decision
+    from streamflow.runtime.health import local_health
 
     paths = layout(spec, settings)
     job_id = job_id or recorded_job_id(spec, settings)
@@ -231,7 +231,8 @@ def deploy(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 240.0,
     deployed" must not hide a restart loop. When this call had to start a lost JobManager or
     TaskManager, the job is left to Flink's own recovery on the new process.
     """
-    from streamflow.flink_health import local_health, needs_redeploy
+    from streamflow.flink_health import needs_redeploy
+    from streamflow.runtime.health import local_health
 
     before = layout(spec, settings)
     cluster_was_whole = before.jobmanager_pid.alive_pid() is not None and before.taskmanager_pid.alive_pid() is not None

@@ -1,5 +1,6 @@
 """A small client of one local cluster's Flink REST API (loopback only): jobs, their documents for the
-health rules (:mod:`streamflow.flink_health`), cancel."""
+health collection (:mod:`streamflow.runtime.health`), cancel. Which job states are active or terminal
+is :mod:`streamflow.flink_health`'s vocabulary."""
 
 from __future__ import annotations
 
@@ -9,14 +10,10 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from streamflow.flink_health import ACTIVE_STATES, CLUSTER_DOWN, NOT_DEPLOYED, TERMINAL_STATES, UNKNOWN
 from streamflow.flink_spec import FlinkJobSpec
 from streamflow.runtime.flink_local_config import FlinkJobError, layout, rest_port
 from streamflow.settings import Settings
-
-ACTIVE_STATES = {"INITIALIZING", "CREATED", "RUNNING", "RESTARTING", "RECONCILING"}
-
-
-TERMINAL_STATES = {"FAILED", "CANCELED", "FINISHED", "SUSPENDED"}
 
 
 def rest_url(spec: FlinkJobSpec, settings: Settings) -> str:
@@ -59,7 +56,7 @@ def current_job_id(spec: FlinkJobSpec, settings: Settings) -> str | None:
 
 
 def job_rest_documents(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 5.0) -> dict[str, Any] | None:
-    """The raw REST documents :mod:`streamflow.flink_health` reads for the current job, or None if the
+    """The raw REST documents :mod:`streamflow.runtime.health` reads for the current job, or None if the
     cluster runs no job. ``detail`` must answer (else :class:`RestUnavailable`); the others are
     best-effort (None when missing) so the health rules can say *what* is unknown."""
     base = rest_url(spec, settings)
@@ -101,7 +98,7 @@ def cancel_job(spec: FlinkJobSpec, settings: Settings, job_id: str, timeout_s: f
         if error.code != 404:  # 404: the job is gone already
             raise FlinkJobError(f"cancelling {spec.name} ({job_id}) failed: HTTP {error.code} {error.reason}") from None
     deadline = time.monotonic() + timeout_s
-    state = "UNKNOWN"
+    state = UNKNOWN
     while time.monotonic() < deadline:
         state = next((str(j.get("state")) for j in jobs_overview(spec, settings) if j.get("jid") == job_id),
                      "CANCELED")
@@ -115,12 +112,12 @@ def cancel_job(spec: FlinkJobSpec, settings: Settings, job_id: str, timeout_s: f
 def job_state(spec: FlinkJobSpec, settings: Settings) -> str:
     """State of this spec's current job: RUNNING, FAILED, ... or NOT_DEPLOYED / CLUSTER_DOWN."""
     if layout(spec, settings).jobmanager_pid.alive_pid() is None:
-        return "CLUSTER_DOWN"
+        return CLUSTER_DOWN
     jobs = jobs_overview(spec, settings)
     if not jobs:
-        return "NOT_DEPLOYED"
+        return NOT_DEPLOYED
     current = _current_job(spec, settings, jobs)
-    return str(current["state"]) if current else "NOT_DEPLOYED"
+    return str(current["state"]) if current else NOT_DEPLOYED
 
 
 def _current_job(spec: FlinkJobSpec, settings: Settings, jobs: list[dict[str, Any]]) -> dict[str, Any] | None:

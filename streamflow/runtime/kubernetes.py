@@ -19,6 +19,7 @@ from streamflow import catalog
 from streamflow.flink_health import default_stable_window_s
 from streamflow.flink_spec import parse_spec
 from streamflow.generator_spec import bound_pod_template, bounded_run_args, load_generator_spec
+from streamflow.kubernetes_access import connection_kwargs
 from streamflow.operators.flink_kubernetes import FlinkDeploymentApplyOperator, FlinkDeploymentRunningSensor
 from streamflow.settings import Settings
 
@@ -43,12 +44,6 @@ class KubernetesRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def _k8s_kwargs(self) -> dict[str, object]:
-        return {
-            "in_cluster": self.settings.k8s_in_cluster,
-            "config_file": self.settings.k8s_config_file or None,
-        }
-
     def flink_job(self, job: str) -> tuple[BaseOperator, BaseOperator]:
         path = catalog.flink_job(job).spec_path
         resource = render_flink_deployment(path, self.settings)
@@ -61,14 +56,14 @@ class KubernetesRuntime:
             task_id=f"deploy_{job}",
             application_file=json.dumps(resource),  # JSON string: not treated as a template file path
             namespace=namespace,
-            **self._k8s_kwargs(),  # type: ignore[arg-type]
+            **connection_kwargs(self.settings),
         )
         wait = FlinkDeploymentRunningSensor(
             task_id=f"wait_{job}_running", name=name, namespace=namespace, poke_interval=10, timeout=900,
             mode="reschedule", job=job, deploy_task_id=deploy.task_id,
             # healthy = stable for two of the spec's checkpoint intervals (ADR 0010)
             stable_window_s=default_stable_window_s(parse_spec(resource, path), self.settings),
-            **self._k8s_kwargs(),  # type: ignore[arg-type]
+            **connection_kwargs(self.settings),
         )
         deploy >> wait
         return deploy, wait
@@ -84,5 +79,5 @@ class KubernetesRuntime:
             get_logs=True,
             on_finish_action="delete_succeeded_pod",
             startup_timeout_seconds=300,
-            **self._k8s_kwargs(),  # type: ignore[arg-type]
+            **connection_kwargs(self.settings),
         )

@@ -19,7 +19,7 @@ from streamflow import catalog
 from streamflow.flink_health import DEFAULT_MAX_RESTARTS
 from streamflow.generator_spec import bounded_run_args, load_generator_spec, local_argv
 from streamflow.logs import get_log
-from streamflow.settings import Settings, get_settings
+from streamflow.settings import get_settings
 
 log = get_log("streamflow.runtime.local")
 
@@ -28,22 +28,23 @@ log = get_log("streamflow.runtime.local")
 def deploy_flink_job(job: str) -> dict[str, Any]:
     """Start or keep the job; a failing job is cancelled and resubmitted (ADR 0010). The XCom keeps
     the job id and its restart count, the baseline the "running" sensor measures a loop against."""
-    from streamflow.flink_health import job_health
     from streamflow.flink_spec import load_spec
-    from streamflow.runtime import flink_local
+    from streamflow.runtime.flink_local_lifecycle import deploy
+    from streamflow.runtime.health import job_health
 
     settings = get_settings()
     spec = load_spec(catalog.flink_job(job).spec_path)
-    handle = flink_local.deploy(spec, settings)
+    handle = deploy(spec, settings)
     health = job_health(job, settings)
     return {"job": job, "handle": str(handle), "job_id": handle.job_id, "restarts": health.restarts}
 
 
 def flink_job_running(job: str, ti: Any = None, max_restarts: int = DEFAULT_MAX_RESTARTS) -> bool:
-    """The "running" sensor: True only when the job is healthy (:func:`streamflow.flink_health.job_health`:
+    """The "running" sensor: True only when the job is healthy (:func:`streamflow.runtime.health.job_health`:
     RUNNING, stable for two checkpoint intervals, a checkpoint completed since it (re)started).
     Raises, naming Flink's last exception, when the job is terminal or in a restart loop."""
-    from streamflow.flink_health import Verdict, job_health, sensor_decision
+    from streamflow.flink_health import Verdict, sensor_decision
+    from streamflow.runtime.health import job_health
 
     settings = get_settings()
     health = job_health(job, settings)
@@ -92,8 +93,7 @@ def run_generator() -> dict[str, Any]:
 
 # ---- task builders -----------------------------------------------------------------------------
 class LocalRuntime:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    """Needs no settings to build the tasks: each callable reads them itself when it runs, in the worker."""
 
     def flink_job(self, job: str) -> tuple[BaseOperator, BaseOperator]:
         # Up to: cluster start (STREAMFLOW_SERVICE_START_TIMEOUT_S, twice on a redeploy) + submit 900 s (the

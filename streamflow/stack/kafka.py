@@ -12,8 +12,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient
-
+from streamflow.kafka_access import KafkaHook
 from streamflow.logs import get_log
 from streamflow.stack import process
 from streamflow.stack.base import Service
@@ -129,11 +128,7 @@ class KafkaService(Service):
         # A plain TCP probe first: librdkafka logs every refused connection, which would flood the output.
         with socket.create_connection((self.settings.host, self.settings.kafka_port), timeout=2):
             pass
-        admin = AdminClient(
-            {"bootstrap.servers": self.settings.kafka_bootstrap, "socket.timeout.ms": 2000, "log_level": 2}
-        )
-        metadata = admin.list_topics(timeout=2)
-        return len(metadata.brokers) > 0
+        return KafkaHook(self.settings, timeout_s=2.0).broker_count() > 0
 
     def describe(self) -> str:
         return f"bootstrap {self.settings.kafka_bootstrap} (KRaft)"

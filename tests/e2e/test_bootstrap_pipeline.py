@@ -102,6 +102,26 @@ def test_wait_for_bronze_waited_for_this_runs_events(first_run: dict[str, Any], 
         assert deployed["job_id"], deployed
 
 
+TOPIC_FIELDS = ("topic_transactions", "topic_alerts", "topic_metrics", "topic_dlq")
+
+
+def test_the_run_flowed_through_the_renamed_topics(first_run: dict[str, Any], airflow_stack: Settings) -> None:
+    """Issue 16: the suite renames every topic (tests/stack_isolation.SESSION_TOPICS), so this run is the
+    renamed-topic run: bronze came from the renamed input topic only, and no default name (the one written in
+    k8s/base and the generator's pod template) exists on the broker - nothing produced to or read from it."""
+    from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+
+    defaults = {field: str(Settings.model_fields[field].default) for field in TOPIC_FIELDS}
+    bound = {field: str(getattr(airflow_stack, field)) for field in TOPIC_FIELDS}
+    assert all(bound[f] != defaults[f] for f in TOPIC_FIELDS), ("the suite must rename every topic", bound)
+    with psycopg.connect(airflow_stack.warehouse_dsn) as conn:
+        topics = {r[0] for r in conn.execute("SELECT DISTINCT kafka_topic FROM bronze.raw_transactions")}
+    assert topics == {bound["topic_transactions"]}
+    existing = set(AdminClient({"bootstrap.servers": airflow_stack.kafka_bootstrap}).list_topics(timeout=30).topics)
+    assert set(bound.values()) <= existing
+    assert not set(defaults.values()) & existing, "something used a topic name written in the specs"
+
+
 def test_one_task_per_dbt_model(first_run: dict[str, Any], airflow_stack: Settings) -> None:
     ids = {t["task_id"] for t in first_run["tasks"]}
     models = _models(airflow_stack)

@@ -115,7 +115,8 @@ def test_lineage_inside_airflow_and_click_through_to_docs(browser_page: Any, pub
     axis = "x" if frame.evaluate("() => document.body.dataset.rankDir") == "LR" else "y"
     at = frame.evaluate(
         f"() => Object.fromEntries(window.streamflowLineage.nodes().map(n => [n.id(), n.position('{axis}')]))")
-    assert at["producer:generator"] < at["topic:transactions.raw"] < at["flink:transaction_processor"]
+    topic = f"topic:{settings.topic_transactions}"
+    assert at["producer:generator"] < at[topic] < at["flink:transaction_processor"]
     assert at["source.streamflow.bronze.raw_transactions"] < at["model.streamflow.fct_transactions"]
     # Live status arrived (summary bar with the committed DLQ count) and was painted on the nodes.
     frame.wait_for_function("() => (document.getElementById('summary')?.textContent ?? '').includes('committed')")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from streamflow.flink_health import job_health
 from streamflow.flink_spec import spec_for
-from streamflow.runtime import flink_local
+from streamflow.runtime import flink_local_config, flink_local_lifecycle
+from streamflow.runtime.health import job_health
 from streamflow.settings import Settings
 from streamflow.stack import process
 
@@ -52,15 +52,15 @@ def wait_healthy(settings: Settings, timeout_s: float = 300) -> None:
 @pytest.fixture(scope="module")
 def one_job(stack: Settings):  # type: ignore[no-untyped-def]
     spec = spec_for(JOB)
-    flink_local.deploy(spec, stack)
+    flink_local_lifecycle.deploy(spec, stack)
     wait_healthy(stack)
     yield stack
-    flink_local.stop(spec, stack, reset_state=True)
+    flink_local_lifecycle.stop(spec, stack, reset_state=True)
 
 
 def crash_cluster(settings: Settings) -> None:
     """SIGKILL the job's TaskManager and JobManager process groups, as a crash (OOM kill) would."""
-    paths = flink_local.layout(spec_for(JOB), settings)
+    paths = flink_local_config.layout(spec_for(JOB), settings)
     for pid_file in (paths.taskmanager_pid, paths.jobmanager_pid):
         pid = pid_file.alive_pid()
         assert pid is not None, f"{pid_file.path}: no live process to kill"

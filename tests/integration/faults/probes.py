@@ -21,8 +21,9 @@ from typing import Any
 
 import psycopg
 
+from streamflow.flink_health import ACTIVE_STATES
 from streamflow.flink_spec import FlinkJobSpec
-from streamflow.runtime import flink_local
+from streamflow.runtime import flink_local_config, flink_local_rest
 from streamflow.settings import Settings
 
 
@@ -101,7 +102,7 @@ def _get(url: str, timeout_s: float = 2.0) -> Any:
 
 def rest_check(spec: FlinkJobSpec, settings: Settings) -> Callable[[], None]:
     """The JobManager answers its REST API (refused while it is dead)."""
-    url = f"{flink_local.rest_url(spec, settings)}/overview"
+    url = f"{flink_local_rest.rest_url(spec, settings)}/overview"
 
     def check() -> None:
         _get(url, 1.0)
@@ -111,10 +112,10 @@ def rest_check(spec: FlinkJobSpec, settings: Settings) -> Callable[[], None]:
 
 def job_running_check(spec: FlinkJobSpec, settings: Settings) -> Callable[[], None]:
     """The spec's active job is RUNNING with every task running (fails while it restarts)."""
-    url = f"{flink_local.rest_url(spec, settings)}/jobs/overview"
+    url = f"{flink_local_rest.rest_url(spec, settings)}/jobs/overview"
 
     def check() -> None:
-        jobs = [j for j in _get(url, 1.0).get("jobs", []) if j.get("state") in flink_local.ACTIVE_STATES]
+        jobs = [j for j in _get(url, 1.0).get("jobs", []) if j.get("state") in ACTIVE_STATES]
         if not jobs:
             raise RuntimeError("no active job")
         job = jobs[0]
@@ -139,12 +140,12 @@ class JobRecord:
 
 
 def job_record(spec: FlinkJobSpec, settings: Settings) -> JobRecord:
-    paths = flink_local.layout(spec, settings)
-    base = flink_local.rest_url(spec, settings)
+    paths = flink_local_config.layout(spec, settings)
+    base = flink_local_rest.rest_url(spec, settings)
     job_id = restarts = restores = restored = None
     try:
         jobs = [j for j in _get(f"{base}/jobs/overview").get("jobs", [])
-                if j.get("state") in flink_local.ACTIVE_STATES]
+                if j.get("state") in ACTIVE_STATES]
         if jobs:
             job_id = str(jobs[0]["jid"])
             metrics = _get(f"{base}/jobs/{job_id}/metrics?get=numRestarts")

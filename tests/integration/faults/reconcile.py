@@ -32,7 +32,7 @@ import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
 from streamflow.flink_spec import FlinkJobSpec
-from streamflow.runtime import flink_local
+from streamflow.runtime import flink_local_config
 from streamflow.settings import Settings
 
 Offset = tuple[int, int]  # (partition, offset)
@@ -219,7 +219,7 @@ def reference_alerts(settings: Settings, detector: FlinkJobSpec, start: dict[int
             for offset, value in entries:
                 encoded = base64.b64encode(value).decode() if value is not None else None
                 out.write(json.dumps({"partition": partition, "offset": offset, "value": encoded}) + "\n")
-    args = flink_local.local_job_args(detector, settings)
+    args = flink_local_config.local_job_args(detector, settings)
     options = args[args.index("-pym") + 2:] if "-pym" in args else args
     with work_file.open("rb") as stdin:
         completed = subprocess.run(

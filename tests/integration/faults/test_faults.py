@@ -48,7 +48,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from flink_app.windows import OVERALL
 from streamflow import consumer_lag
 from streamflow.flink_spec import FlinkJobSpec, load_all
-from streamflow.runtime import flink_local
+from streamflow.runtime import flink_local_config, flink_local_lifecycle, flink_local_rest
 from streamflow.settings import Settings
 from streamflow.stack import supervisor
 from streamflow.stack.process import PidFile, group_members
@@ -129,15 +129,15 @@ class Fault:
 
 # ---- fixtures ------------------------------------------------------------------------------------
 def deploy(spec: FlinkJobSpec, settings: Settings, attempts: int = 3) -> None:
-    """``flink_local.deploy`` (what bootstrap_pipeline's deploy task runs) with room for a loaded CI host:
+    """``flink_local_lifecycle.deploy`` (what bootstrap_pipeline's deploy task runs) with room for a loaded CI host:
     the PyFlink client compiles the job graph in Python (minutes when the host is busy), and a cluster
     whose JVMs are still starting after the runtime's 90 s is waited for again (deploy is idempotent)."""
     for attempt in range(attempts):
         try:
-            flink_local.deploy(spec, settings, timeout_s=420, submit_timeout_s=900)
+            flink_local_lifecycle.deploy(spec, settings, timeout_s=420, submit_timeout_s=900)
             return
-        except flink_local.FlinkJobError:
-            starting = flink_local.layout(spec, settings).jobmanager_pid.alive_pid() is not None
+        except flink_local_config.FlinkJobError:
+            starting = flink_local_config.layout(spec, settings).jobmanager_pid.alive_pid() is not None
             if not starting or attempt == attempts - 1:
                 raise
 
@@ -179,7 +179,7 @@ def _start_empty(pipeline_settings: Settings, specs: dict[str, FlinkJobSpec]) ->
     ends; return those ends (transactions.raw, fraud.alerts). The next deploy starts them empty there."""
     stack = pipeline_settings
     for name in (DETECTOR, AGGREGATOR):
-        flink_local.stop(specs[name], stack, reset_state=True)
+        flink_local_lifecycle.stop(specs[name], stack, reset_state=True)
     ends = end_offsets(stack)
     alert_ends = end_offsets(stack, stack.topic_alerts)
     _commit(stack, specs[DETECTOR].kafka_group_id, {stack.topic_transactions: ends})
@@ -196,7 +196,7 @@ def pipeline(stack: Settings, output_dir: Path) -> Iterator[Pipeline]:
     histories in the detector; neither should leak into later tests."""
     all_specs = load_all()
     specs = {name: all_specs[name] for name in JOBS}
-    already = {name for name in JOBS if flink_local.job_state(specs[name], stack) == "RUNNING"}
+    already = {name for name in JOBS if flink_local_rest.job_state(specs[name], stack) == "RUNNING"}
     try:
         ends, alert_ends = _start_empty(stack, specs)
         for name in JOBS:  # one after the other: parallel JVM starts on 2 cores only thrash
@@ -212,7 +212,7 @@ def pipeline(stack: Settings, output_dir: Path) -> Iterator[Pipeline]:
             if name in already:
                 deploy(specs[name], stack)
             else:
-                flink_local.stop(specs[name], stack)
+                flink_local_lifecycle.stop(specs[name], stack)
 
 
 @pytest.fixture(scope="module")
@@ -523,7 +523,7 @@ def test_taskmanager_killed(pipeline: Pipeline, figures: list[Outcome], heal: No
     """SIGKILL the transaction processor's TaskManager; the runtime starts a new one and the job
     restarts from its last completed checkpoint (what `streamflow up` / bootstrap's deploy does)."""
     settings, spec = pipeline.settings, pipeline.specs[PROCESSOR]
-    paths = flink_local.layout(spec, settings)
+    paths = flink_local_config.layout(spec, settings)
 
     def inject(evidence: Evidence) -> None:
         evidence.killed["taskmanager"] = _kill_group(paths.taskmanager_pid, "the TaskManager")
@@ -540,7 +540,7 @@ def test_taskmanager_killed(pipeline: Pipeline, figures: list[Outcome], heal: No
 def test_jobmanagers_killed(pipeline: Pipeline, figures: list[Outcome], heal: None) -> None:
     """SIGKILL the JobManagers of the transaction processor and the fraud detector (no HA: the jobs are
     gone with them). Nothing restarts a JobManager by itself; recovery is what a user or
-    bootstrap_pipeline's deploy task does: ``flink_local.deploy``, which starts the cluster and
+    bootstrap_pipeline's deploy task does: ``flink_local_lifecycle.deploy``, which starts the cluster and
     resubmits the job from its latest retained checkpoint (bronze, DLQ and the detector's state)."""
     settings = pipeline.settings
     targets = {name: pipeline.specs[name] for name in (PROCESSOR, DETECTOR)}
@@ -549,8 +549,8 @@ def test_jobmanagers_killed(pipeline: Pipeline, figures: list[Outcome], heal: No
 
     def inject(evidence: Evidence) -> None:
         for name, spec in targets.items():
-            evidence.killed[f"{name} jobmanager"] = _kill_group(flink_local.layout(spec, settings).jobmanager_pid,
-                                                               f"the {name} JobManager")
+            evidence.killed[f"{name} jobmanager"] = _kill_group(
+                flink_local_config.layout(spec, settings).jobmanager_pid, f"the {name} JobManager")
         for probe in watchers.values():
             probe.wait_for_failure(evidence.fault_at, OUTAGE_SEEN_TIMEOUT_S)
         for name, spec in targets.items():
@@ -558,7 +558,8 @@ def test_jobmanagers_killed(pipeline: Pipeline, figures: list[Outcome], heal: No
             if name == PROCESSOR:  # bronze is written again from here on (recovery is timed from this)
                 evidence.back_at = time.monotonic()
         for name, spec in targets.items():
-            evidence.replaced_by[f"{name} jobmanager"] = flink_local.layout(spec, settings).jobmanager_pid.alive_pid()
+            jobmanager = flink_local_config.layout(spec, settings).jobmanager_pid
+            evidence.replaced_by[f"{name} jobmanager"] = jobmanager.alive_pid()
 
     fault = Fault("flink jobmanagers SIGKILL (processor + detector)", inject, list(watchers.values()),
                   expect_resubmit=tuple(targets))

@@ -1,4 +1,4 @@
-"""The three Flink jobs on real Kafka + PostgreSQL, deployed through streamflow.runtime.flink_local.
+"""The three Flink jobs on real Kafka + PostgreSQL, deployed through streamflow.runtime.flink_local_lifecycle.
 
 One crafted set (unique run id) holds ordinary transactions, every fraud pattern and every kind of
 malformed event. Expectations are derived from the set itself: bronze holds exactly its valid
@@ -24,7 +24,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streamflow.catalog import flink_jobs
 from streamflow.flink_spec import load_all
-from streamflow.runtime import flink_local
+from streamflow.runtime import flink_local_lifecycle, flink_local_rest
 from streamflow.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -36,15 +36,15 @@ JOBS = tuple(job.name for job in flink_jobs())
 def flink_jobs(stack: Settings) -> Iterator[Settings]:
     """All three job clusters, started once for the module (in parallel) and stopped afterwards."""
     specs = load_all()
-    already = {name for name in JOBS if flink_local.job_state(specs[name], stack) == "RUNNING"}
+    already = {name for name in JOBS if flink_local_rest.job_state(specs[name], stack) == "RUNNING"}
     try:
         with ThreadPoolExecutor(max_workers=3) as pool:
-            list(pool.map(lambda name: flink_local.deploy(specs[name], stack), JOBS))
+            list(pool.map(lambda name: flink_local_lifecycle.deploy(specs[name], stack), JOBS))
         yield stack
     finally:
         for name in JOBS:
             if name not in already:
-                flink_local.stop(specs[name], stack)
+                flink_local_lifecycle.stop(specs[name], stack)
 
 
 def iso(dt: datetime) -> str:

@@ -26,7 +26,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streamflow.flink_spec import load_all
-from streamflow.runtime import flink_local
+from streamflow.runtime import flink_local_rest
 from streamflow.settings import Settings
 from tests.hostile_messages import Hostile, fixed_corpus, random_hostile
 from tests.integration.flink.test_flink_jobs import JOBS, Crafted, crafted_set, flink_jobs, poll_until  # noqa: F401
@@ -39,13 +39,13 @@ RANDOM_COUNT = 40
 
 def _rest(settings: Settings, job: str, path: str) -> Any:
     spec = load_all()[job]
-    with urllib.request.urlopen(flink_local.rest_url(spec, settings) + path, timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(flink_local_rest.rest_url(spec, settings) + path, timeout=10) as response:  # noqa: S310
         return json.loads(response.read())
 
 
 def _job_ids(settings: Settings) -> dict[str, str | None]:
     specs = load_all()
-    return {job: flink_local.current_job_id(specs[job], settings) for job in JOBS}
+    return {job: flink_local_rest.current_job_id(specs[job], settings) for job in JOBS}
 
 
 @pytest.fixture(scope="module")

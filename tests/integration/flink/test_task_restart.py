@@ -24,9 +24,9 @@ import psycopg
 import pytest
 from confluent_kafka import Producer
 
-from streamflow.flink_health import job_health
 from streamflow.flink_spec import load_all
-from streamflow.runtime import flink_local
+from streamflow.runtime import flink_local_config, flink_local_rest
+from streamflow.runtime.health import job_health
 from streamflow.settings import Settings
 from tests.integration.flink.test_flink_jobs import crafted_set, flink_jobs, poll_until  # noqa: F401
 
@@ -62,7 +62,7 @@ def _state(settings: Settings, job: str) -> str:
 
 
 def _exceptions(settings: Settings, job: str, job_id: str) -> str:
-    url = f"{flink_local.rest_url(load_all()[job], settings)}/jobs/{job_id}/exceptions?maxExceptions=20"
+    url = f"{flink_local_rest.rest_url(load_all()[job], settings)}/jobs/{job_id}/exceptions?maxExceptions=20"
     with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310
         return response.read().decode(errors="replace")
 
@@ -78,9 +78,9 @@ def _rows(dsn: str, table: str, run: str) -> int:
 def test_task_failure_in_a_live_taskmanager_recovers(flink_jobs: Settings, case: Case) -> None:  # noqa: F811
     settings = flink_jobs
     spec = load_all()[case.job]
-    job_id = flink_local.current_job_id(spec, settings)
+    job_id = flink_local_rest.current_job_id(spec, settings)
     assert job_id, f"{case.job} is not deployed"
-    taskmanager = flink_local.layout(spec, settings).taskmanager_pid.alive_pid()
+    taskmanager = flink_local_config.layout(spec, settings).taskmanager_pid.alive_pid()
     restarts_before = _restarts(settings, case.job)
     crafted = crafted_set()
     expected = len([e for e in crafted.valid if e["fraud_pattern"] or not case.fraud_only])
@@ -114,6 +114,6 @@ def test_task_failure_in_a_live_taskmanager_recovers(flink_jobs: Settings, case:
     time.sleep(30)
     assert _state(settings, case.job) == "RUNNING"
     assert _restarts(settings, case.job) == settled, f"{case.job} keeps restarting"
-    assert flink_local.current_job_id(spec, settings) == job_id, "the job was resubmitted, not restarted"
-    assert flink_local.layout(spec, settings).taskmanager_pid.alive_pid() == taskmanager, \
+    assert flink_local_rest.current_job_id(spec, settings) == job_id, "the job was resubmitted, not restarted"
+    assert flink_local_config.layout(spec, settings).taskmanager_pid.alive_pid() == taskmanager, \
         "the TaskManager was replaced: the restart did not happen in the same process"

@@ -17,9 +17,8 @@ from lineage_portal import MOUNT, URL_ROUTE
 from lineage_portal.app import VENDOR_FILES, create_app
 
 from streamflow.airflow_client import AirflowClient
-from streamflow.catalog import flink_job_keys
+from streamflow.catalog import flink_job_keys, manifest_path
 from streamflow.flink_spec import spec_for
-from streamflow.lineage import manifest_path
 from streamflow.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -29,9 +28,10 @@ SAMPLE_NAMES = {"/docs/{name}": "manifest.json", "/static/{name}": "lineage.js",
                 "/vendor/{name}": next(iter(VENDOR_FILES))}
 # Strings that would show content leaked to an anonymous caller.
 LEAK_MARKERS = ("cytoscape", "<script", "stg_transactions", "transactions.raw", "dbt_test_results", "nodes")
-CHAIN = ["producer:generator", "topic:transactions.raw", "flink:transaction_processor",
-         "source.streamflow.bronze.raw_transactions", "model.streamflow.stg_transactions",
-         "model.streamflow.fct_transactions"]
+def chain(settings: Settings) -> list[str]:
+    return ["producer:generator", f"topic:{settings.topic_transactions}", "flink:transaction_processor",
+            "source.streamflow.bronze.raw_transactions", "model.streamflow.stg_transactions",
+            "model.streamflow.fct_transactions"]
 
 
 def portal_routes() -> list[tuple[str, bool]]:
@@ -123,11 +123,12 @@ def test_lineage_json_follows_the_project_manifest(base: str, http: httpx.Client
     graph = http.get(f"{base}/api/graph", headers={"Authorization": f"Bearer {token}"}).json()
     ids = {n["id"] for n in graph["nodes"]}
     edges = {(e["source"], e["target"]) for e in graph["edges"]}
-    for upstream, downstream in itertools.pairwise(CHAIN):
+    for upstream, downstream in itertools.pairwise(chain(portal_stack)):
         assert (upstream, downstream) in edges, f"missing {upstream} -> {downstream}"
-    for job in flink_job_keys():  # every job of the catalog (k8s/base/flink) is drawn, fed by the input topic
-        assert ("topic:transactions.raw", f"flink:{job}") in edges
-    assert ("flink:fraud_detector", "topic:fraud.alerts") in edges
+    # every job of the catalog (k8s/base/flink) is drawn, fed by the input topic the settings name
+    for job in flink_job_keys():
+        assert (f"topic:{portal_stack.topic_transactions}", f"flink:{job}") in edges
+    assert ("flink:fraud_detector", f"topic:{portal_stack.topic_alerts}") in edges
     # Every model and exposure of the manifest is drawn, with dbt's own dependencies.
     manifest = json.loads(manifest_path(portal_stack).read_text())
     models = {uid for uid, n in manifest["nodes"].items() if n["resource_type"] == "model"}

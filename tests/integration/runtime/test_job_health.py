@@ -27,9 +27,9 @@ import pytest
 from confluent_kafka import Producer
 
 from streamflow import pipeline
-from streamflow.flink_health import job_health
 from streamflow.flink_spec import spec_for
-from streamflow.runtime import flink_local
+from streamflow.runtime import flink_local_config, flink_local_lifecycle
+from streamflow.runtime.health import job_health
 from streamflow.runtime.local import deploy_flink_job, flink_job_running
 from streamflow.settings import Settings, get_settings, load_settings
 
@@ -55,7 +55,7 @@ def job_stack(stack: Settings) -> Iterator[Settings]:
     get_settings.cache_clear()  # the callables read the session's settings, like a task would
     assert get_settings().flink_rest_port_base == stack.flink_rest_port_base
     yield stack
-    flink_local.stop(spec_for(JOB), stack, reset_state=True)
+    flink_local_lifecycle.stop(spec_for(JOB), stack, reset_state=True)
 
 
 def _event(run: str, i: int) -> dict[str, Any]:
@@ -115,8 +115,8 @@ def test_a_restart_loop_fails_the_deploy_and_the_sensor_names_the_cause(this_run
                                                                         job_stack: Settings) -> None:
     broken = load_settings(postgres_password="wrong-password")  # pragma: allowlist secret
     spec = spec_for(JOB)
-    with pytest.raises(flink_local.FlinkJobError) as deploy_failed:
-        flink_local.deploy(spec, broken)
+    with pytest.raises(flink_local_config.FlinkJobError) as deploy_failed:
+        flink_local_lifecycle.deploy(spec, broken)
     assert "password authentication failed" in str(deploy_failed.value)
 
     deadline = time.monotonic() + 180

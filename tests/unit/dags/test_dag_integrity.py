@@ -112,6 +112,17 @@ def test_watcher_mode_runs_one_dbt_build_and_watches_each_model() -> None:
     assert "dbt_models.dbt_producer_watcher_done" in bootstrap["publish_dbt_docs"]["upstream"]
 
 
+def test_dbt_transform_waits_for_a_bootstrapped_pipeline() -> None:
+    """On a fresh stack the hourly run fires before bronze exists: every dbt task hangs below a
+    ShortCircuit that skips the run (saying why) until the pipeline was bootstrapped, in both modes."""
+    for mode in ("watcher", "local"):
+        tasks = parsed("local", mode)["dags"]["dbt_transform"]["tasks"]
+        assert tasks["pipeline_bootstrapped"]["type"] == "ShortCircuitOperator"
+        assert tasks["pipeline_bootstrapped"]["upstream"] == []
+        roots = [t for t, spec in tasks.items() if not spec["upstream"]]
+        assert roots == ["pipeline_bootstrapped"], (mode, roots)
+
+
 def test_local_mode_runs_one_dbt_build_per_model_silver_then_gold() -> None:
     """STREAMFLOW_DBT_EXECUTION_MODE=local: a `dbt build` task per model (model + its tests), no producer."""
     parse = parsed("local", "local")

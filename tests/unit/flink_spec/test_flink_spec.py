@@ -12,7 +12,7 @@ import yaml
 from streamflow import flink_spec
 from streamflow.catalog import flink_jobs
 from streamflow.flink_spec import SpecError, load_all, load_spec
-from streamflow.runtime import flink_local, flink_local_config
+from streamflow.runtime import flink_local_config, flink_local_lifecycle
 from streamflow.settings import load_settings
 
 JOBS = tuple(job.name for job in flink_jobs())
@@ -65,8 +65,8 @@ def test_security_context_drops_all_capabilities():
 def test_jar_uri_names_the_flink_python_jar_of_the_installed_pyflink():
     settings = load_settings()
     try:
-        home = flink_local.pyflink_home(settings)
-    except flink_local.FlinkJobError:
+        home = flink_local_config.pyflink_home(settings)
+    except flink_local_config.FlinkJobError:
         pytest.skip("flink venv not set up")
     jars = {p.name for p in (home / "opt").glob("flink-python-*.jar")}
     for spec in load_all().values():
@@ -90,17 +90,17 @@ def test_missing_field_is_reported_with_the_file(tmp_path: Path):
 
 def test_local_configuration_overrides_only_the_documented_keys(settings):
     for spec in load_all().values():
-        local = flink_local.local_flink_configuration(spec, settings)
+        local = flink_local_config.local_flink_configuration(spec, settings)
         changed = {k for k in local if spec.flink_configuration.get(k) != local[k]}
-        assert changed <= set(flink_local.LOCAL_OVERRIDES), changed - set(flink_local.LOCAL_OVERRIDES)
+        assert changed <= set(flink_local_config.LOCAL_OVERRIDES), changed - set(flink_local_config.LOCAL_OVERRIDES)
         for key, value in spec.flink_configuration.items():
-            if key not in flink_local.LOCAL_OVERRIDES:
+            if key not in flink_local_config.LOCAL_OVERRIDES:
                 assert local[key] == value
 
 
 def test_local_checkpoint_interval_and_paths_come_from_settings(settings):
     spec = load_all()["fraud-detector"]
-    local = flink_local.local_flink_configuration(spec, settings)
+    local = flink_local_config.local_flink_configuration(spec, settings)
     assert spec.flink_configuration["execution.checkpointing.interval"] == "60s"
     assert local["execution.checkpointing.interval"] == f"{settings.flink_checkpoint_interval_s}s"
     assert local["state.checkpoints.dir"].startswith((settings.state_dir / "flink").as_uri())
@@ -110,7 +110,7 @@ def test_local_checkpoint_interval_and_paths_come_from_settings(settings):
 
 def test_env_overrides_resolve_endpoints_and_secrets_from_settings(settings):
     spec = load_all()["transaction-processor"]
-    env = flink_local.local_job_env(spec, settings)
+    env = flink_local_config.local_job_env(spec, settings)
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:59999"
     assert env["WAREHOUSE_JDBC_URL"] == settings.warehouse_jdbc_url
     assert env["WAREHOUSE_PASSWORD"] == "pw-from-settings"  # pragma: allowlist secret
@@ -130,15 +130,15 @@ def test_a_change_in_the_yaml_shows_in_the_local_run(settings, spec_dir: Path, m
     path.write_text(yaml.safe_dump(document))
 
     spec = load_all(spec_dir)["fraud-detector"]
-    command = flink_local.submit_command(spec, settings)
+    command = flink_local_config.submit_command(spec, settings)
     assert command[command.index("--parallelism") + 1] == "3"
     assert command[command.index("--alert-threshold") + 1] == "0.85"
     assert command[command.index("-pyclientexec") + 1] == str(settings.venv_python("flink"))
     assert command[command.index("--model-dir") + 1] == str(settings.repo_root / "flink_app/model/artifacts")
-    local = flink_local.local_flink_configuration(spec, settings)
+    local = flink_local_config.local_flink_configuration(spec, settings)
     assert local["state.backend.incremental"] == "false"
     assert local["taskmanager.numberOfTaskSlots"] == "3"  # max(spec slots, parallelism)
-    assert flink_local.local_job_env(spec, settings)["FRAUD_DEBUG"] == "yes"
+    assert flink_local_config.local_job_env(spec, settings)["FRAUD_DEBUG"] == "yes"
 
 
 def test_secret_without_local_value_is_refused(settings, spec_dir: Path):
@@ -147,14 +147,15 @@ def test_secret_without_local_value_is_refused(settings, spec_dir: Path):
     document["spec"]["podTemplate"]["spec"]["containers"][0]["env"].append(
         {"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "x", "key": "y"}}})
     path.write_text(yaml.safe_dump(document))
-    with pytest.raises(flink_local.FlinkJobError, match="API_TOKEN"):
-        flink_local.local_job_env(load_all(spec_dir)["fraud-detector"], settings)
+    with pytest.raises(flink_local_config.FlinkJobError, match="API_TOKEN"):
+        flink_local_config.local_job_env(load_all(spec_dir)["fraud-detector"], settings)
 
 
 def test_config_yaml_is_flat_and_keeps_the_base_java_options(settings):
     spec = load_all()["realtime-aggregator"]
-    base = flink_local.flatten_yaml({"env": {"java": {"opts": {"all": "--add-opens=a=b"}}}, "rest": {"port": 8081}})
-    text = flink_local.render_config_yaml(flink_local.local_flink_configuration(spec, settings), base)
+    base = flink_local_config.flatten_yaml({"env": {"java": {"opts": {"all": "--add-opens=a=b"}}},
+                                            "rest": {"port": 8081}})
+    text = flink_local_config.render_config_yaml(flink_local_config.local_flink_configuration(spec, settings), base)
     parsed = yaml.safe_load(text)
     assert parsed["env.java.opts.all"] == "--add-opens=a=b"
     assert parsed["rest.port"] == str(settings.flink_rest_port_base + 2)
@@ -162,8 +163,8 @@ def test_config_yaml_is_flat_and_keeps_the_base_java_options(settings):
 
 def test_every_job_gets_its_own_ports(settings):
     specs = load_all().values()
-    rest = {flink_local.local_flink_configuration(s, settings)["rest.port"] for s in specs}
-    rpc = {flink_local.local_flink_configuration(s, settings)["jobmanager.rpc.port"] for s in specs}
+    rest = {flink_local_config.local_flink_configuration(s, settings)["rest.port"] for s in specs}
+    rpc = {flink_local_config.local_flink_configuration(s, settings)["jobmanager.rpc.port"] for s in specs}
     assert len(rest) == len(rpc) == len(JOBS)
 
 
@@ -176,15 +177,15 @@ def test_memory_quantities_are_converted():
 def test_latest_checkpoint_and_reset_state(settings, monkeypatch):
     monkeypatch.setattr(flink_local_config, "pyflink_home", lambda _s: Path("/pyflink"))
     spec = load_all()["transaction-processor"]
-    paths = flink_local.layout(spec, settings)
-    assert flink_local.latest_checkpoint(spec, settings) is None
+    paths = flink_local_config.layout(spec, settings)
+    assert flink_local_lifecycle.latest_checkpoint(spec, settings) is None
     for job, number in (("aaa", 3), ("bbb", 7)):
         chk = paths.checkpoints_dir / job / f"chk-{number}"
         chk.mkdir(parents=True)
         (chk / "_metadata").write_bytes(b"x")
     (paths.checkpoints_dir / "ccc" / "chk-9").mkdir(parents=True)  # incomplete: no _metadata
-    assert flink_local.latest_checkpoint(spec, settings) == paths.checkpoints_dir / "bbb" / "chk-7"
-    command = flink_local.submit_command(spec, settings, flink_local.latest_checkpoint(spec, settings))
+    assert flink_local_lifecycle.latest_checkpoint(spec, settings) == paths.checkpoints_dir / "bbb" / "chk-7"
+    command = flink_local_config.submit_command(spec, settings, flink_local_lifecycle.latest_checkpoint(spec, settings))
     assert command[command.index("--fromSavepoint") + 1].endswith("bbb/chk-7")
-    assert flink_local.stop(spec, settings, reset_state=True) is False  # nothing was running
-    assert flink_local.latest_checkpoint(spec, settings) is None
+    assert flink_local_lifecycle.stop(spec, settings, reset_state=True) is False  # nothing was running
+    assert flink_local_lifecycle.latest_checkpoint(spec, settings) is None

@@ -41,6 +41,8 @@ from k8s_static import (
     versions,
 )
 
+from streamflow.settings import Settings
+
 PINNED = versions()
 AIRFLOW_VALUES: Doc = load_yaml(HELM / "airflow-values.yaml")
 AIRFLOW_RELEASE = "airflow"   # `helm upgrade --install airflow ...` in scripts/k8s_deploy.sh
@@ -417,9 +419,8 @@ def test_airflow_env_points_at_the_rendered_kafka_and_postgres(rendered: list[Do
 
 def test_airflow_env_is_accepted_by_the_platform_settings() -> None:
     """The chart's env builds a valid Settings object (names and values), as the pods will."""
-    settings_mod = pytest.importorskip("streamflow.settings")
     env = _airflow_env()
-    fields = set(settings_mod.Settings.model_fields)
+    fields = set(Settings.model_fields)
     dbt_profile_vars = {f"STREAMFLOW_WAREHOUSE_{k}" for k in ("HOST", "PORT", "USER", "PASSWORD", "DB")}
     names = set(env) | {s["envName"] for s in AIRFLOW_VALUES["secret"]}
     unknown = [n for n in names if n.startswith("STREAMFLOW_")
@@ -427,7 +428,7 @@ def test_airflow_env_is_accepted_by_the_platform_settings() -> None:
     assert unknown == []
     values = {k.removeprefix("STREAMFLOW_").lower(): v for k, v in env.items()
               if k.startswith("STREAMFLOW_") and k.removeprefix("STREAMFLOW_").lower() in fields}
-    settings = settings_mod.Settings(**values, postgres_password="from-the-secret")
+    settings = Settings(**values, postgres_password="from-the-secret")
     assert settings.runtime.value == "kubernetes" and settings.k8s_in_cluster is True
     assert settings.kafka_bootstrap == env["STREAMFLOW_KAFKA_BOOTSTRAP_SERVERS"]
     assert str(settings.dbt_executable) == "/opt/dbt-venv/bin/dbt"

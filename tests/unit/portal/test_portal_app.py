@@ -104,10 +104,10 @@ def test_logged_in_user_gets_every_route(client, app, monkeypatch):
         assert response.headers["x-frame-options"] == "SAMEORIGIN"
 
 
-def test_graph_json(client):
+def test_graph_json(client, settings):
     doc = client.get("/api/graph").json()
     ids = {n["id"] for n in doc["nodes"]}
-    assert {"producer:generator", "topic:transactions.raw", "flink:transaction_processor",
+    assert {"producer:generator", f"topic:{settings.topic_transactions}", "flink:transaction_processor",
             "model.streamflow.stg_transactions"} <= ids
     assert doc["manifest_dir"] == "docs"
 

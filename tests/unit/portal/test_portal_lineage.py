@@ -9,13 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from streamflow.lineage import (
-    ManifestNotFound,
-    build_graph,
-    dbt_name_from_task_id,
-    manifest_path,
-    task_step,
-)
+from streamflow.catalog import ManifestNotFound, manifest_path, topic_renames
+from streamflow.lineage import build_graph, dbt_name_from_task_id, task_step
 from streamflow.settings import load_settings
 
 P = "streamflow"
@@ -113,3 +108,16 @@ def test_manifest_path_prefers_the_newest(tmp_path: Path):
     later = time.time() + 5
     os.utime(docs, (later, later))
     assert manifest_path(settings) == docs
+
+
+def test_the_graph_draws_the_topics_the_settings_name(manifest, tmp_path):
+    """The source meta holds the written names; a stack that renames its topics sees its own names (and no
+    written one), wired the same way."""
+    settings = load_settings(state_dir=tmp_path, postgres_password="x", topic_transactions="a.tx",
+                             topic_alerts="b.alerts", topic_metrics="c.metrics", topic_dlq="d.dlq")
+    graph = build_graph(manifest, topic_renames(settings))
+    assert {n.label for n in graph.nodes_of_kind("topic")} == {"a.tx", "b.alerts", "c.metrics"}
+    assert "producer:generator->topic:a.tx" in graph.edges
+    assert "flink:fraud_detector->topic:b.alerts" in graph.edges
+    for job in ("transaction_processor", "fraud_detector", "realtime_aggregator"):
+        assert f"topic:a.tx->flink:{job}" in graph.edges

@@ -245,13 +245,13 @@ def test_collect_reports_the_sink_rejects_figure_beside_the_dlq(manifest, monkey
     assert "bronze.sink_rejects" not in asked[0]  # counted once, by its own probe
 
 def test_flink_probe_turns_errors_into_unknown(monkeypatch, tmp_path):
-    from streamflow import flink_health
+    from streamflow.runtime import health
     from streamflow.settings import load_settings
 
     def broken(job, settings):
         raise RuntimeError("REST hung")
 
-    monkeypatch.setattr(flink_health, "job_health", broken)
+    monkeypatch.setattr(health, "job_health", broken)
     settings = load_settings(state_dir=tmp_path, install_dir=tmp_path)
     result = portal_status.flink_health(settings, ["transaction_processor"])
     assert result == {"transaction_processor": None}

@@ -35,7 +35,8 @@ from streamflow.flink_health import (
     snapshot_from_rest,
 )
 from streamflow.flink_spec import spec_for
-from streamflow.runtime import flink_local
+from streamflow.runtime import flink_local_config, flink_local_rest
+from streamflow.runtime.health import job_health
 from streamflow.settings import get_settings, load_settings
 
 JOB = "transaction_processor"
@@ -119,7 +120,7 @@ def fake_flink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake
     monkeypatch.setenv("STREAMFLOW_FLINK_CHECKPOINT_INTERVAL_S", "10")
     get_settings.cache_clear()
     settings = get_settings()
-    flink_local.layout(spec_for(JOB), settings).jobmanager_pid.write(os.getpid())
+    flink_local_config.layout(spec_for(JOB), settings).jobmanager_pid.write(os.getpid())
     yield fake
     server.shutdown()
     get_settings.cache_clear()
@@ -179,7 +180,7 @@ def test_flapping_job_is_not_healthy_until_stable_for_the_window(fake_flink: Fak
     fake_flink.job(state="RUNNING", running_ms=now - 60_000, vertex_start_ms=now - 4000, restarts=1,
                    checkpoint_ms=now - 1000, exceptions=[(now - 5000, STACK)])
     assert _poke() is False
-    health = flink_health.job_health(JOB, get_settings())
+    health = job_health(JOB, get_settings())
     assert not health.healthy and "restarted" in health.reason and "without a restart" in health.reason
     assert health.running_since == pytest.approx((now - 4000) / 1000)  # the tasks' restart, not RUNNING's
 
@@ -190,13 +191,13 @@ def test_running_without_a_checkpoint_since_start_is_not_healthy(fake_flink: Fak
     assert _poke() is False
     fake_flink.job(state="RUNNING", running_ms=now - 120_000, restarts=0, checkpoint_ms=now - 130_000)
     assert _poke() is False  # a checkpoint from before the (re)start proves nothing about now
-    assert "no checkpoint completed since" in flink_health.job_health(JOB, get_settings()).reason
+    assert "no checkpoint completed since" in job_health(JOB, get_settings()).reason
 
 
 def test_unknown_restart_count_is_not_ok(fake_flink: FakeFlink) -> None:
     now = _now_ms()
     fake_flink.job(state="RUNNING", running_ms=now - 120_000, restarts=None, checkpoint_ms=now - 1000)
-    health = flink_health.job_health(JOB, get_settings())
+    health = job_health(JOB, get_settings())
     assert not health.healthy and health.restarts is None and "unknown" in health.reason
     assert _poke() is False
 
@@ -205,7 +206,7 @@ def test_healthy_job_passes(fake_flink: FakeFlink) -> None:
     now = _now_ms()
     fake_flink.job(state="RUNNING", running_ms=now - 60_000, restarts=0, checkpoint_ms=now - 2000)
     assert _poke() is True
-    health = flink_health.job_health(JOB, get_settings())
+    health = job_health(JOB, get_settings())
     assert health.healthy and health.reason == "ok" and health.job_id == JID
     assert health.last_checkpoint_at == pytest.approx((now - 2000) / 1000)
     assert health.stable_window_s == 20.0  # two local checkpoint intervals
@@ -221,13 +222,13 @@ def test_terminal_state_fails_at_once(fake_flink: FakeFlink) -> None:
 
 def test_rest_down_but_jobmanager_alive_is_unknown(fake_flink: FakeFlink, tmp_path: Path) -> None:
     fake_flink.documents = {}  # answers 404 to everything
-    health = flink_health.job_health(JOB, get_settings())
+    health = job_health(JOB, get_settings())
     assert health.state == flink_health.UNKNOWN and not health.healthy
     assert _poke() is False
 
 
 def test_cluster_down_fails(fake_flink: FakeFlink) -> None:
-    flink_local.layout(spec_for(JOB), get_settings()).jobmanager_pid.remove()
+    flink_local_config.layout(spec_for(JOB), get_settings()).jobmanager_pid.remove()
     with pytest.raises(RuntimeError, match="not running"):
         _poke()
 
@@ -235,7 +236,7 @@ def test_cluster_down_fails(fake_flink: FakeFlink) -> None:
 def test_cancel_goes_through_rest(fake_flink: FakeFlink) -> None:
     now = _now_ms()
     fake_flink.job(state="CANCELED", running_ms=now - 60_000, vertex_status="CANCELED")
-    assert flink_local.cancel_job(spec_for(JOB), get_settings(), JID, timeout_s=5) == "CANCELED"
+    assert flink_local_rest.cancel_job(spec_for(JOB), get_settings(), JID, timeout_s=5) == "CANCELED"
     assert fake_flink.cancelled == [f"/jobs/{JID}?mode=cancel"]
 
 
@@ -338,3 +339,24 @@ def test_a_new_failure_never_makes_a_job_healthier(snap: RestSnapshot, now_ms: i
 def test_settings_are_used_for_the_window() -> None:
     local = load_settings(flink_checkpoint_interval_s=7)
     assert flink_health.default_stable_window_s(spec_for(JOB), local) == 14
+
+
+# ---- the vocabulary has one home -----------------------------------------------------------------
+def test_state_sets_partition_as_documented() -> None:
+    from streamflow.flink_health import ACTIVE_STATES, RECOVERING_STATES, STARTING_STATES, TERMINAL_STATES
+
+    active = {"CREATED", "INITIALIZING", "RECONCILING", "RUNNING", "RESTARTING"}  # as the local REST client had them
+    assert active == ACTIVE_STATES
+    assert not TERMINAL_STATES & (ACTIVE_STATES | RECOVERING_STATES | STARTING_STATES)
+    assert STARTING_STATES < ACTIVE_STATES
+
+
+def test_flink_job_states_are_spelled_only_in_flink_health() -> None:
+    """Another module listing Flink's states would be a second vocabulary that can drift (issue 16)."""
+    import re
+
+    root = Path(__file__).resolve().parents[3]
+    pattern = re.compile(r'"(RESTARTING|FAILING|RECONCILING|INITIALIZING|CANCELLING)"')
+    found = sorted(str(path.relative_to(root)) for folder in ("streamflow", "plugins")
+                   for path in (root / folder).rglob("*.py") if pattern.search(path.read_text()))
+    assert found == ["streamflow/flink_health.py"], found

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from streamflow.catalog import GENERATOR_TOPIC_ENV
 from streamflow.generator_spec import POD_TEMPLATE, bounded_run_args, load_generator_spec, local_argv
 from streamflow.settings import load_settings
 
@@ -20,10 +21,13 @@ def test_local_process_uses_the_pod_templates_command_args_and_env(tmp_path: Pat
     assert argv[1:3] == container["command"][1:]
     assert argv[3:3 + len(container["args"])] == container["args"]
     assert argv[-7:] == ["--total-events", "1234", "--seed", "42", "--events-per-second", "0", "--backfill"]
+    bound = {"GENERATOR_BOOTSTRAP_SERVERS", *GENERATOR_TOPIC_ENV}
     for item in container["env"]:
-        if item["name"] != "GENERATOR_BOOTSTRAP_SERVERS":
+        if item["name"] not in bound:
             assert env[item["name"]] == item["value"]
     assert env["GENERATOR_BOOTSTRAP_SERVERS"] == settings.kafka_bootstrap
+    for name, field in GENERATOR_TOPIC_ENV.items():  # runtime-bound: the settings' topic, not the written one
+        assert env[name] == getattr(settings, field)
 
 
 def test_a_change_to_the_template_shows_in_the_local_run(tmp_path: Path) -> None:

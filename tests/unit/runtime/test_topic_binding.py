@@ -21,7 +21,7 @@ from generator.config import parse_config
 from streamflow import catalog
 from streamflow.flink_spec import SpecError, load_spec
 from streamflow.generator_spec import bounded_run_args, load_generator_spec, local_argv
-from streamflow.runtime import flink_local, runtime_for
+from streamflow.runtime import flink_local_config, runtime_for
 from streamflow.runtime.kubernetes import render_flink_deployment
 from streamflow.settings import Settings, load_settings
 
@@ -77,7 +77,7 @@ def test_local_runtime_passes_the_renamed_topics_to_every_job(local: Settings) -
         written = _topic_values(list(spec.args))
         assert written, f"{job.name} names no topic"
         assert set(written.values()) <= set(DEFAULTS.values())  # the spec still writes the defaults
-        args = flink_local.local_job_args(spec, local)
+        args = flink_local_config.local_job_args(spec, local)
         assert _topic_values(args) == _expected(list(spec.args)), job.name
         assert not set(args) & set(DEFAULTS.values()), job.name
         seen |= set(_topic_values(args).values())
@@ -102,7 +102,9 @@ def test_kubernetes_runtime_applies_the_renamed_topics_to_every_flinkdeployment(
 
 
 def test_default_settings_apply_the_specs_unchanged(tmp_path: Path) -> None:
-    settings = load_settings(state_dir=tmp_path, postgres_password="x")
+    # the default names, explicitly: the suite's own environment renames every topic (tests/stack_isolation)
+    defaults = {f: Settings.model_fields[f].default for f in Settings.model_fields if f.startswith("topic_")}
+    settings = load_settings(state_dir=tmp_path, postgres_password="x", **defaults)
     for job in catalog.flink_jobs():
         rendered = render_flink_deployment(job.spec_path, settings)
         assert rendered["spec"]["job"]["args"] == list(load_spec(job.spec_path).args)

@@ -1,6 +1,6 @@
 """bootstrap_pipeline's summary counts the DLQ's committed records, not its offsets (issue 17).
 
-Kafka is faked at its boundary (``confluent_kafka.Consumer`` as streamflow.kafka_status uses it): a
+Kafka is faked at its boundary (``confluent_kafka.Consumer`` as streamflow.kafka_access builds it): a
 transactional topic whose offsets include aborted records and commit markers, which a read_committed
 consumer skips. tests/integration/portal/test_kafka_status.py runs the same summary against a real broker.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
-from streamflow import kafka_status, pipeline
+from streamflow import kafka_access, kafka_status, pipeline
 from streamflow.settings import Settings, load_settings
 
 
@@ -103,7 +103,7 @@ def fresh_progress(monkeypatch: pytest.MonkeyPatch) -> None:
 def _fake_dlq(monkeypatch: pytest.MonkeyPatch, settings: Settings,
               partitions: dict[int, tuple[list[int], int]]) -> None:
     fake = FakeTransactionalTopic(settings.topic_dlq, partitions)
-    monkeypatch.setattr(kafka_status, "Consumer", fake.consumer)
+    monkeypatch.setattr(kafka_access, "Consumer", fake.consumer)
     monkeypatch.setattr(pipeline, "row_counts", lambda s: {
         "bronze": {"raw_transactions": 10, "raw_fraud_alerts": 2, "realtime_metrics": 1}, "silver": {}, "gold": {}})
 

@@ -148,14 +148,14 @@ def _platform_set_variables(tmp_path: Path) -> dict[str, str]:
     import yaml
 
     from streamflow.flink_spec import load_all
-    from streamflow.runtime import flink_local
+    from streamflow.runtime import flink_local_config
     from streamflow.stack.airflow import airflow_env
 
     settings = load_settings(state_dir=tmp_path, postgres_password="pw")
     names: dict[str, str] = {}
     names.update({k: v for k, v in airflow_env(settings).items() if k.upper().startswith("STREAMFLOW_")})
     for spec in load_all().values():
-        names.update({k: "x" for k in flink_local.local_job_env(spec, settings) if k.startswith("STREAMFLOW_")})
+        names.update({k: "x" for k in flink_local_config.local_job_env(spec, settings) if k.startswith("STREAMFLOW_")})
         names.update({v.name: "x" for v in spec.env if v.name.startswith("STREAMFLOW_")})
     k8s = REPO_ROOT / "k8s"
     values = yaml.safe_load((k8s / "helm" / "airflow-values.yaml").read_text())
@@ -209,7 +209,8 @@ def test_every_streamflow_variable_in_the_repo_is_a_setting_or_a_documented_plat
             found.setdefault(token, name)
     assert len(found) > 30
     unknown = {token: where for token, where in found.items() if token not in valid}
-    assert unknown == {}, "add these to Settings or to settings.PLATFORM_VARIABLES (with who sets/reads them)"
+    assert unknown == {}, ("add these to Settings or to PLATFORM_VARIABLES (streamflow/settings_types.py), "
+                           "with who sets/reads them")
 
 
 # --- schedules ------------------------------------------------------------------------------------
