@@ -12,7 +12,6 @@ from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.sdk import DAG
 
 from streamflow import quality
-
 from streamflow.dag_defaults import START_DATE, default_args
 from streamflow.dbt_cosmos import dbt_layers
 from streamflow.settings import get_settings
