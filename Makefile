@@ -10,7 +10,7 @@ DEV_PY := $(VENV)/dev/bin/python
 FLINK_PY := $(VENV)/flink/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help preflight setup setup-test up down status doctor bootstrap test test-unit lint bench images k8s-images k8s-operator k8s-node-bin k8s-render k8s-deploy k8s-api clean
+.PHONY: help preflight setup setup-test up down status doctor bootstrap test test-unit lint bench images k8s-images k8s-operator k8s-node-bin k8s-render k8s-deploy k8s-api k8s-cluster-up k8s-cluster-down test-k8s clean
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -79,6 +79,15 @@ k8s-deploy: ## install the operators with Helm, then apply the overlay (needs a 
 
 k8s-api: ## start a real kube-apiserver + etcd on 127.0.0.1 (for trying the kubernetes runtime)
 	@bash scripts/k8s_api.sh
+
+k8s-cluster-up: ## a real single-node Kubernetes from processes (198.18.0.0/15; prints KUBECONFIG; root)
+	@bash scripts/k8s_cluster.sh up
+
+k8s-cluster-down: ## stop it and remove every process, mount, bridge and iptables rule it added
+	@bash scripts/k8s_cluster.sh down
+
+test-k8s: setup-test ## real cluster: generator pod + the Flink operator reconciling our FlinkDeployment (root; alone)
+	@bash scripts/test_k8s.sh
 
 clean: ## stop everything and delete all local state (.streamflow/); works after a failed set-up too
 	@bash scripts/clean.sh

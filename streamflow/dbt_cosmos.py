@@ -2,7 +2,10 @@
 
 - Project: rendered from the manifest produced at set-up (``LoadMode.DBT_MANIFEST``: parsing a DAG
   file costs ~0.3 s instead of 7-10 s with ``dbt ls``).
-- Profile: the project's own ``dbt/profiles.yml`` (env-var based), the same one `dbt` uses by hand.
+- Profile: built by Cosmos from the Airflow connection ``streamflow_postgres`` (``AIRFLOW_CONN_*``,
+  generated from the settings locally, from a Secret on Kubernetes) with
+  ``PostgresUserPasswordProfileMapping``: the password reaches dbt as an env var, never a file. The
+  same fields as ``dbt/profiles.yml``, which `dbt` by hand and the CLI keep using.
 - Execution: dbt lives in its own venv and is invoked as a subprocess. ``STREAMFLOW_DBT_EXECUTION_MODE``
   picks how (ADR 0008): ``watcher`` (default) runs one ``dbt build`` per task group (a producer
   task) and turns each model into a run and a test task that follow its progress, so the group
@@ -20,12 +23,14 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
+import yaml
 from airflow.sdk import TaskGroup
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
+from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from streamflow.catalog import dbt_selectors
-from streamflow.settings import DbtExecutionMode, Settings
+from streamflow.settings import WAREHOUSE_CONN_ID, DbtExecutionMode, Settings
 
 PROFILE_NAME = "streamflow"
 TARGET_NAME = "local"
@@ -84,12 +89,21 @@ def project_config(settings: Settings) -> ProjectConfig:
     )
 
 
+#: Fields of the connection itself: they come from the Airflow connection, never from profiles.yml.
+CONNECTION_FIELDS = frozenset({"type", "host", "port", "user", "password", "dbname"})
+
+
+def profile_args(settings: Settings) -> dict[str, Any]:
+    """dbt/profiles.yml's other fields of the target (schema, threads, timeouts, with their env_var
+    defaults, which dbt renders): one home for them, whether dbt runs by hand or under Cosmos."""
+    profiles = yaml.safe_load((settings.dbt_project_dir / "profiles.yml").read_text())
+    target = profiles[PROFILE_NAME]["outputs"][TARGET_NAME]
+    return {key: value for key, value in target.items() if key not in CONNECTION_FIELDS}
+
+
 def profile_config(settings: Settings) -> ProfileConfig:
-    return ProfileConfig(
-        profile_name=PROFILE_NAME,
-        target_name=TARGET_NAME,
-        profiles_yml_filepath=settings.dbt_project_dir / "profiles.yml",
-    )
+    mapping = PostgresUserPasswordProfileMapping(conn_id=WAREHOUSE_CONN_ID, profile_args=profile_args(settings))
+    return ProfileConfig(profile_name=PROFILE_NAME, target_name=TARGET_NAME, profile_mapping=mapping)
 
 
 def execution_config(settings: Settings, plan: ModePlan) -> ExecutionConfig:
@@ -124,7 +138,7 @@ def dbt_group(group_id: str, select: list[str], settings: Settings, plan: ModePl
         profile_config=profile_config(settings),
         execution_config=execution_config(settings, plan),
         render_config=render_config(settings, select, plan),
-        operator_args={"install_deps": False, **plan.operator_args, **operator_args},
+        operator_args={**plan.operator_args, **operator_args},  # deps: ProjectConfig.install_dbt_deps
         default_args={"retries": 1},
     )
 

@@ -16,6 +16,7 @@ imported from here.
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -42,14 +43,16 @@ from streamflow.settings_types import (
     ENV_PREFIX,
     PLATFORM_VARIABLES,
     REPO_ROOT,
+    WAREHOUSE_CONN_ID,
     DbtExecutionMode,
     Runtime,
     SettingsError,
 )
 
 __all__ = [
-    "CRON_PRESETS", "ENV_PREFIX", "PLATFORM_VARIABLES", "REPO_ROOT", "DbtExecutionMode", "Runtime", "Settings",
-    "SettingsError", "get_settings", "load_settings", "read_or_create_secret", "unknown_variables",
+    "CRON_PRESETS", "ENV_PREFIX", "PLATFORM_VARIABLES", "REPO_ROOT", "WAREHOUSE_CONN_ID", "DbtExecutionMode",
+    "Runtime", "Settings", "SettingsError", "get_settings", "load_settings", "read_or_create_secret",
+    "unknown_variables",
 ]
 
 
@@ -246,6 +249,16 @@ class Settings(SettingsLayout, BaseSettings):
             "STREAMFLOW_WAREHOUSE_PASSWORD": self.resolved_postgres_password,
             "STREAMFLOW_WAREHOUSE_DB": self.warehouse_db,
         }
+
+
+    def airflow_connections_env(self) -> dict[str, str]:
+        """The warehouse as the Airflow connection ``streamflow_postgres`` (``AIRFLOW_CONN_*``, JSON form):
+        Cosmos builds dbt's profile from it (PostgresUserPasswordProfileMapping), as any Airflow user
+        would expect; on Kubernetes the same variable comes from a Secret."""
+        conn = {"conn_type": "postgres", "host": self.postgres_host, "port": self.postgres_port,
+                "login": self.postgres_user, "password": self.resolved_postgres_password,
+                "schema": self.warehouse_db}
+        return {f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}": json.dumps(conn)}
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "STREAMFLOW_"
+#: The Airflow connection id of the warehouse (``AIRFLOW_CONN_STREAMFLOW_POSTGRES``): Cosmos' dbt profile.
+WAREHOUSE_CONN_ID = "streamflow_postgres"
 
 #: ``STREAMFLOW_*`` variables that are not settings, and who sets or reads each. They share the prefix
 #: because they belong to the platform, and processes the platform starts inherit them (Airflow task

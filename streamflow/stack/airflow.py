@@ -77,6 +77,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             "STREAMFLOW_RUNTIME": settings.runtime.value,
             "STREAMFLOW_STATE_DIR": str(settings.state_dir),
             "STREAMFLOW_INSTALL_DIR": str(settings.install_dir),
+            **settings.airflow_connections_env(),   # the warehouse as connection streamflow_postgres
         }
     )
     env.update(settings.warehouse_env())

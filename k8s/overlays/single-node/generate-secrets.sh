@@ -4,6 +4,8 @@
 #   secrets/airflow-db.env        username=airflow,    password=<random>
 #   secrets/airflow-metadata.env  connection=postgresql://airflow:<same>@<warehouse rw service>/airflow
 #   secrets/airflow-keys.env      fernet-key, api-secret-key, jwt-secret
+#   secrets/airflow-connections.env  streamflow-postgres=postgres://streamflow:<warehouse password>@<rw service>/warehouse
+#                                 (AIRFLOW_CONN_STREAMFLOW_POSTGRES: Cosmos' dbt profile)
 # Idempotent: existing files are kept (delete one to rotate it). Files are mode 600 and git-ignored.
 # Then writes cluster/api-server.env (detect-api-server.sh): the address the NetworkPolicies allow.
 set -euo pipefail
@@ -33,6 +35,12 @@ ENV
 airflow_pw="$(sed -n 's/^password=//p' "$DIR/airflow-db.env")"
 write airflow-metadata.env <<ENV
 connection=postgresql://airflow:${airflow_pw}@${PG_RW_HOST}:5432/airflow?sslmode=require
+ENV
+
+# The warehouse as an Airflow connection, with the password of warehouse.env (derived, never typed twice).
+warehouse_pw="$(sed -n 's/^password=//p' "$DIR/warehouse.env")"
+write airflow-connections.env <<ENV
+streamflow-postgres=postgres://streamflow:${warehouse_pw}@${PG_RW_HOST}:5432/warehouse?sslmode=require
 ENV
 
 write airflow-keys.env <<ENV

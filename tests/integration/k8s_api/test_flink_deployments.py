@@ -22,13 +22,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from streamflow.catalog import flink_job, flink_job_keys
-from streamflow.operators.flink_kubernetes import (
-    GROUP,
-    PLURAL,
-    VERSION,
-    FlinkDeploymentApplyOperator,
-    FlinkDeploymentRunningSensor,
-)
+from streamflow.kubernetes_access import FLINK_GROUP as GROUP
+from streamflow.kubernetes_access import FLINK_PLURAL as PLURAL
+from streamflow.kubernetes_access import FLINK_VERSION as VERSION
+from streamflow.operators.flink_kubernetes import FlinkDeploymentApplyOperator, FlinkDeploymentRunningSensor
 from streamflow.runtime import runtime_for
 from streamflow.settings import load_settings
 

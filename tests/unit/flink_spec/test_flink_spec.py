@@ -3,6 +3,7 @@ runtime's configuration, command line and env come from them (only documented ov
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -153,12 +154,24 @@ def test_secret_without_local_value_is_refused(settings, spec_dir: Path):
 
 def test_config_yaml_is_flat_and_keeps_the_base_java_options(settings):
     spec = load_all()["realtime-aggregator"]
+    own = dict(spec.flink_configuration)
+    own.pop("env.java.opts.all")
+    bare = dataclasses.replace(spec, flink_configuration=own)   # a spec without its own Java options
     base = flink_local_config.flatten_yaml({"env": {"java": {"opts": {"all": "--add-opens=a=b"}}},
                                             "rest": {"port": 8081}})
-    text = flink_local_config.render_config_yaml(flink_local_config.local_flink_configuration(spec, settings), base)
+    text = flink_local_config.render_config_yaml(flink_local_config.local_flink_configuration(bare, settings), base)
     parsed = yaml.safe_load(text)
     assert parsed["env.java.opts.all"] == "--add-opens=a=b"
     assert parsed["rest.port"] == str(settings.flink_rest_port_base + 2)
+
+
+def test_the_specs_java_options_are_pyflinks_own(settings):
+    """The specs carry Java 17's options because the operator replaces the image's flink-conf; locally
+    they must be exactly what PyFlink's own conf/config.yaml gives the cluster (no change there)."""
+    shipped = yaml.safe_load((flink_local_config.pyflink_home(settings) / "conf" / "config.yaml").read_text())
+    expected = shipped["env"]["java"]["opts"]["all"]
+    for spec in load_all().values():
+        assert spec.flink_configuration["env.java.opts.all"] == expected, spec.name
 
 
 def test_every_job_gets_its_own_ports(settings):

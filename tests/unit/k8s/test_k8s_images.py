@@ -27,6 +27,11 @@ from k8s_static import (
 )
 
 DOCKERFILES = {p.parent.name: parse_dockerfile(p) for p in sorted(IMAGES.glob("*/Dockerfile"))}
+#: Images built from the repository (build context: the repo root).
+REPO_IMAGES = ("airflow", "flink", "generator")
+#: The Flink operator around the jar scripts/k8s_operator_build.sh builds; its build context is that
+#: script's output (.streamflow/k8s-operator/<version>/), not the repository (issue 15).
+OPERATOR_IMAGE = "flink-operator"
 PINNED = versions()
 
 
@@ -45,11 +50,31 @@ def _ignored(rel: str) -> bool:
     return False
 
 
-def test_all_three_images_exist() -> None:
-    assert set(DOCKERFILES) == {"airflow", "flink", "generator"}
+def test_all_images_exist() -> None:
+    assert set(DOCKERFILES) == {*REPO_IMAGES, OPERATOR_IMAGE}
 
 
-@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_the_operator_image_copies_what_the_operator_build_writes() -> None:
+    """Its COPY sources are the files scripts/k8s_operator_build.sh puts in its output folder, and its JRE
+    stage is the Flink image's word for word (podman then reuses that layer: no second JRE install)."""
+    df = DOCKERFILES[OPERATOR_IMAGE]
+    build = (REPO / "scripts" / "k8s_operator_build.sh").read_text()
+    sources = [src for stage in df.stages for srcs, _, _ in stage.copies() for src in srcs]
+    version = re.search(r"^ARG OPERATOR_VERSION=(\S+)$", (IMAGES / OPERATOR_IMAGE / "Dockerfile").read_text(), re.M)
+    written = {
+        "flink-kubernetes-operator-${OPERATOR_VERSION}-shaded.jar":
+            'JAR="flink-kubernetes-operator-${VERSION}-shaded.jar"',
+        "docker-entrypoint.sh": '"$OUT/docker-entrypoint.sh"', "conf/": '"$OUT/conf/"', "plugins/": '"$OUT/plugins"',
+        "LICENSE": '"$OUT/LICENSE"',
+    }
+    assert version and version.group(1) == PINNED["FLINK_OPERATOR_VERSION"]
+    assert sources and not [s for s in sources if s not in written]
+    assert not [s for s in sources if written[s] not in build], "the operator build no longer writes these"
+    jre = [str(r.args) for r in DOCKERFILES["flink"].stages[0].of("RUN")]
+    assert [str(r.args) for r in df.stages[0].of("RUN")] == jre
+
+
+@pytest.mark.parametrize("name", REPO_IMAGES)
 def test_every_copy_source_exists_in_the_build_context(name: str) -> None:
     df = DOCKERFILES[name]
     sources = [src for stage in df.stages for srcs, _, _ in stage.copies() for src in srcs]
@@ -100,7 +125,7 @@ def test_flink_distribution_is_the_locked_pyflink_release() -> None:
 _INSTALL = re.compile(r"\b(pip|uv pip|npm|poetry|conda|apt-get)\s+(install|sync|ci|add)\b(.*?)(?:&&|$)")
 
 
-@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+@pytest.mark.parametrize("name", REPO_IMAGES)
 def test_python_packages_come_only_from_the_lock_files(name: str) -> None:
     df = DOCKERFILES[name]
     pip_installs = 0

@@ -67,6 +67,7 @@ def test_overlay_renders_the_platform(rendered: list[Doc]) -> None:
         ("Secret", "streamflow-data", "airflow-db-credentials"),
         ("Secret", "streamflow-airflow", "airflow-metadata"),
         ("Secret", "streamflow-airflow", "airflow-keys"),
+        ("Secret", "streamflow-airflow", "airflow-connections"),
         *(("NetworkPolicy", ns, "default-deny") for ns in NAMESPACES),
     }
     assert expected - kinds == set()

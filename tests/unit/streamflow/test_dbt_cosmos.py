@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from airflow.sdk import DAG
 from cosmos.constants import ExecutionMode, TestBehavior
 
@@ -85,3 +86,22 @@ def test_explicit_operator_args_win_over_the_modes(root: Path) -> None:
         dbt_cosmos.dbt_group("g", dbt_cosmos.SILVER, settings, poke_interval=7)
     sensors = [t for t in dag.tasks if type(t).__name__ == "DbtRunWatcherOperator"]
     assert sensors and {t.poke_interval for t in sensors} == {7}
+
+
+def test_cosmos_profile_comes_from_the_airflow_connection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14: the warehouse is the Airflow connection streamflow_postgres, generated from the settings;
+    Cosmos maps it to dbt's profile (password as an env var, never in the file) and keeps the rest of
+    dbt/profiles.yml's target (schema, threads, timeouts)."""
+    settings = load_settings(state_dir=tmp_path, postgres_password="pw-from-settings", postgres_port=61234)
+    for name, value in settings.airflow_connections_env().items():
+        monkeypatch.setenv(name, value)
+    mapping = dbt_cosmos.profile_config(settings).profile_mapping
+    assert mapping is not None and mapping.conn_id == "streamflow_postgres"
+    profile = mapping.profile
+    assert (profile["host"], profile["port"], profile["user"], profile["dbname"]) == (
+        settings.postgres_host, 61234, settings.postgres_user, settings.warehouse_db)
+    assert "pw-from-settings" not in str(profile)  # pragma: allowlist secret
+    assert mapping.env_vars[next(iter(mapping.env_vars))] == "pw-from-settings"  # pragma: allowlist secret
+    written = yaml.safe_load((settings.dbt_project_dir / "profiles.yml").read_text())["streamflow"]["outputs"]["local"]
+    for key in ("schema", "threads", "connect_timeout", "retries"):
+        assert profile[key] == written[key], key

@@ -181,7 +181,8 @@ def test_the_helper_isolation_variables_are_settings(monkeypatch: pytest.MonkeyP
     assert load_settings().kafka_port == 59141
 
 
-_TOKEN = re.compile(r"STREAMFLOW_[A-Za-z0-9_]+")
+# Not inside a longer name: AIRFLOW_CONN_STREAMFLOW_POSTGRES is Airflow's variable for a connection id.
+_TOKEN = re.compile(r"(?<![A-Za-z0-9_])STREAMFLOW_[A-Za-z0-9_]+")
 
 
 def test_every_streamflow_variable_in_the_repo_is_a_setting_or_a_documented_platform_variable() -> None:
