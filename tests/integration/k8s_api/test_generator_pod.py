@@ -15,6 +15,7 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from streamflow.catalog import bind_generator_env
 from streamflow.generator_spec import POD_TEMPLATE, bounded_run_args
 from streamflow.runtime import runtime_for
 from streamflow.settings import load_settings
@@ -55,7 +56,10 @@ def test_generator_pod_is_created_from_the_template_with_bounded_run_args(
         assert container.command == want["command"]
         assert container.args == [*want["args"], *bounded_run_args(settings)]
         assert "--total-events" in container.args and str(settings.generator_events) in container.args
-        assert {e.name: e.value for e in container.env or []} == {e["name"]: e["value"] for e in want["env"]}
+        # the template's env with the topic bound to the settings (the suite renames every topic)
+        template_env = {e["name"]: e["value"] for e in want["env"]}
+        assert {e.name: e.value for e in container.env or []} == bind_generator_env(template_env, settings)
+        assert template_env["GENERATOR_TOPIC"] != settings.topic_transactions  # the binding is exercised
         assert _sanitized(api_client, container.security_context) == want["securityContext"]
         assert _sanitized(api_client, stored.spec.security_context) == template["spec"]["securityContext"]
         assert _sanitized(api_client, container.resources) == want["resources"]
