@@ -863,6 +863,19 @@ FLINK_JAVA17_OPTS = " ".join([
 ])
 
 
+
+def operator_identity() -> list[dict[str, Any]]:
+    """The operator's namespace, service account and its (test-only) cluster-admin binding."""
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "streamflow-system"}},
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": {"name": "flink-operator", "namespace": "streamflow-system"}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": "streamflow-flink-operator"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+         "subjects": [{"kind": "ServiceAccount", "name": "flink-operator", "namespace": "streamflow-system"}]},
+    ]
+
 def _flink_python_in_lib(pod_spec: dict[str, Any], image: str) -> None:
     """Put flink-python on the JVM's system class path, as the local runtime has it.
 
@@ -931,15 +944,7 @@ def operator_kubeconfig(cluster: Cluster, path: Path) -> Path:
     Not the admin certificate: the operator's fabric8 client cannot read the EC P-256 PKCS#8 client
     key the test PKI makes ("java.io.IOException: Invalid DER: object is not integer").
     """
-    cluster.kubectl("apply", "-f", "-", input_text=yaml.safe_dump_all([
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "streamflow-system"}},
-        {"apiVersion": "v1", "kind": "ServiceAccount",
-         "metadata": {"name": "flink-operator", "namespace": "streamflow-system"}},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": "streamflow-flink-operator"},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-         "subjects": [{"kind": "ServiceAccount", "name": "flink-operator", "namespace": "streamflow-system"}]},
-    ]))
+    cluster.kubectl("apply", "-f", "-", input_text=yaml.safe_dump_all(operator_identity()))
     assert cluster.pki is not None or (cluster.state_dir / "pki" / "ca.crt").exists()
     token = cluster.kubectl("create", "token", "flink-operator", "-n", "streamflow-system",
                             "--duration=24h").stdout.strip()
@@ -1039,13 +1044,7 @@ kubernetes.operator.leader-election.enabled: false
 """
     labels = {"app.kubernetes.io/name": "flink-kubernetes-operator", "app.kubernetes.io/part-of": "streamflow"}
     return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "streamflow-system"}},
-        {"apiVersion": "v1", "kind": "ServiceAccount",
-         "metadata": {"name": "flink-operator", "namespace": "streamflow-system"}},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": "streamflow-flink-operator"},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-         "subjects": [{"kind": "ServiceAccount", "name": "flink-operator", "namespace": "streamflow-system"}]},
+        *operator_identity(),
         {"apiVersion": "v1", "kind": "ConfigMap",
          "metadata": {"name": "flink-operator-config", "namespace": "streamflow-system"},
          "data": {"flink-conf.yaml": conf,

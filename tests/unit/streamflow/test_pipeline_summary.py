@@ -7,42 +7,14 @@ consumer skips. tests/integration/portal/test_kafka_status.py runs the same summ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError
+from kafka_fakes import Message
 
 from streamflow import kafka_access, kafka_status, pipeline
 from streamflow.settings import Settings, load_settings
-
-
-@dataclass
-class _Error:
-    code_: int
-
-    def code(self) -> int:
-        return self.code_
-
-
-@dataclass
-class _Message:
-    partition_: int
-    offset_: int
-    eof: bool = False
-
-    def partition(self) -> int:
-        return self.partition_
-
-    def offset(self) -> int:
-        return self.offset_
-
-    def error(self) -> _Error | None:
-        return _Error(KafkaError._PARTITION_EOF) if self.eof else None
-
-    def value(self) -> bytes:
-        return b"{}"
 
 
 class FakeTransactionalTopic:
@@ -76,12 +48,12 @@ class FakeConsumer:
         assert self.conf.get("isolation.level") == "read_committed", self.conf
         self.assigned = list(partitions)
 
-    def consume(self, num_messages: int, timeout: float) -> list[_Message]:
-        out: list[_Message] = []
+    def consume(self, num_messages: int, timeout: float) -> list[Message]:
+        out: list[Message] = []
         for tp in self.assigned:
             committed, high = self.fake.partitions[tp.partition]
-            out += [_Message(tp.partition, o) for o in committed if o >= tp.offset]
-            out.append(_Message(tp.partition, high, eof=True))
+            out += [Message(self.fake.topic, tp.partition, o, b"{}") for o in committed if o >= tp.offset]
+            out.append(Message(self.fake.topic, tp.partition, high, eof=True))
         self.assigned = []
         return out
 
