@@ -20,6 +20,27 @@ from streamflow.stack.base import Service
 log = get_log("streamflow.stack.kafka")
 
 
+def new_cluster_id(raw: bytes | None = None) -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    Like Kafka's own ``Uuid.randomUuid`` it never starts with ``-``: a leading dash is read as an option by
+    command-line tools (1 random id in 64 did that and broke ``kafka-storage format``).
+    """
+    while True:
+        candidate = base64.urlsafe_b64encode(raw if raw is not None else uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
+        raw = None
+
+
+def format_args(cluster_id: str, config_file: Path) -> list[str]:
+    """``StorageTool format`` arguments; ``--cluster-id=<id>`` keeps an id with a leading dash one value.
+
+    (Ids kept in the state folder by older versions may start with ``-``.)
+    """
+    return ["format", "--standalone", f"--cluster-id={cluster_id}", f"--config={config_file}"]
+
+
 class KafkaService(Service):
     name = "kafka"
 
@@ -98,21 +119,11 @@ class KafkaService(Service):
             return
         cluster_id_file = self.base / "cluster.id"
         if not cluster_id_file.exists():
-            cluster_id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+            cluster_id_file.write_text(new_cluster_id())
         cluster_id = cluster_id_file.read_text().strip()
         log.info("formatting Kafka KRaft storage (first start)", data_dir=self.data_dir)
-
-
         result = subprocess.run(
-            self._java(
-                "kafka.tools.StorageTool",
-                "format",
-                "--standalone",
-                "-t",
-                cluster_id,
-                "-c",
-                str(self.config_file),
-            ),
+            self._java("kafka.tools.StorageTool", *format_args(cluster_id, self.config_file)),
             capture_output=True,
             text=True,
             check=False,
