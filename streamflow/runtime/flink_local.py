@@ -1,10 +1,12 @@
-"""The local runtime for Flink jobs: one small standalone Flink cluster per FlinkDeployment.
+"""The local runtime for Flink jobs: one local session cluster for all the pipeline's FlinkDeployments.
 
-Why one cluster per job: a second thread-mode PyFlink job on the same cluster crashes while pemja
-reloads libpython (``NoSuchFieldException: loadedLibraryNames``). So every job gets its own
-JobManager + TaskManager started from the PyFlink pip package (``pyflink/bin``, ``pyflink/lib``),
-its own ``FLINK_CONF_DIR``, lib dir (the package's jars + the connector jars from the pom), log
-files, checkpoint directory and REST port.
+One JobManager + one TaskManager (slots: the sum of the jobs' parallelism) started from the PyFlink
+pip package (``pyflink/bin``, ``pyflink/lib``) run every job of the catalog (ADR 0013; ADR 0003 had one
+cluster per job because a second thread-mode job crashed in pemja, fixed since flink-python is in the
+cluster's lib dir and pemja is loaded parent-first). Each job stays its own Flink job: its own client
+configuration (checkpoint dir, state backend, restart strategy), job file, submit log, restore point
+and health, found among the cluster's jobs by the name Flink reports. A spec outside the catalog (a
+benchmark variant) gets a cluster of its own.
 
 Single source of truth: the job's arguments, parallelism, Flink configuration, resources and
 environment are read from ``k8s/base/flink/<job>.yaml``. Only runtime-bound values are replaced;
@@ -15,7 +17,7 @@ in the local run.
 
 The parts, one module each: spec translation (:mod:`~streamflow.runtime.flink_local_config`), the
 cluster's files (:mod:`~streamflow.runtime.flink_local_files`), the REST client
-(:mod:`~streamflow.runtime.flink_local_rest`) and the lifecycle of one job's cluster
+(:mod:`~streamflow.runtime.flink_local_rest`) and the lifecycle of the cluster and its jobs
 (:mod:`~streamflow.runtime.flink_local_lifecycle`). This module is what the rest of StreamFlow imports:
 their public names, and the operations on every job at once (deploy, stop, status).
 """
@@ -30,11 +32,21 @@ from streamflow.runtime.flink_local_config import (
     ENV_OVERRIDES,
     IMAGE_PYTHON,
     IMAGE_USRLIB,
+    JOB_LEVEL_PREFIXES,
     LOCAL_OVERRIDES,
+    SHARED_CLUSTER,
+    TASKMANAGER_MB_PER_EXTRA_JOB,
     ClusterLayout,
     FlinkJobError,
+    client_configuration,
+    cluster_configuration,
+    cluster_env,
+    cluster_members,
+    cluster_name,
     flatten_yaml,
+    flink_job_name,
     flink_venv_python,
+    job_configuration,
     job_index,
     layout,
     local_flink_configuration,
@@ -45,9 +57,15 @@ from streamflow.runtime.flink_local_config import (
     rest_port,
     submit_command,
 )
-from streamflow.runtime.flink_local_files import prepare_cluster_dir, process_env
+from streamflow.runtime.flink_local_files import (
+    cluster_process_env,
+    prepare_client_dir,
+    prepare_cluster_dir,
+    process_env,
+)
 from streamflow.runtime.flink_local_lifecycle import (
     JobHandle,
+    cluster_lock,
     deploy,
     latest_checkpoint,
     redeploy,
@@ -55,6 +73,7 @@ from streamflow.runtime.flink_local_lifecycle import (
     restore_point,
     start_cluster,
     stop,
+    stop_cluster,
     submit,
     wait_running,
 )
@@ -64,11 +83,13 @@ from streamflow.runtime.flink_local_rest import (
     RestUnavailable,
     cancel_job,
     cluster_alive,
+    cluster_jobs_overview,
     cluster_ready,
     current_job_id,
     job_rest_documents,
     job_state,
     jobs_overview,
+    own_jobs,
     recorded_job_id,
     rest_url,
 )
@@ -77,20 +98,27 @@ from streamflow.stack.process import PidFile
 from streamflow.stack.process import stop as stop_process
 
 __all__ = [
-    "ACTIVE_STATES", "ENV_OVERRIDES", "IMAGE_PYTHON", "IMAGE_USRLIB", "LOCAL_OVERRIDES", "TERMINAL_STATES",
-    "ClusterLayout", "FlinkJobError", "JobHandle", "RestUnavailable", "cancel_job", "cluster_alive",
-    "cluster_ready", "current_job_id", "deploy", "deploy_all", "flatten_yaml", "flink_venv_python", "job_index",
+    "ACTIVE_STATES", "ENV_OVERRIDES", "IMAGE_PYTHON", "IMAGE_USRLIB", "JOB_LEVEL_PREFIXES", "LOCAL_OVERRIDES",
+    "SHARED_CLUSTER", "TASKMANAGER_MB_PER_EXTRA_JOB", "TERMINAL_STATES",
+    "ClusterLayout", "FlinkJobError", "JobHandle", "RestUnavailable", "cancel_job", "client_configuration",
+    "cluster_alive", "cluster_configuration", "cluster_env", "cluster_jobs_overview", "cluster_lock",
+    "cluster_members", "cluster_name", "cluster_process_env", "cluster_ready", "current_job_id", "deploy",
+    "deploy_all", "flatten_yaml", "flink_job_name", "flink_venv_python", "job_configuration", "job_index",
     "job_rest_documents", "job_state", "jobs_overview", "latest_checkpoint", "layout", "local_flink_configuration",
-    "local_job_args", "local_job_env", "prepare_cluster_dir", "process_env", "pyflink_home", "recorded_job_id",
-    "redeploy", "render_config_yaml", "rest_port", "rest_url", "restart_cluster", "restore_point", "start_cluster",
-    "status_lines", "stop", "stop_all", "submit", "submit_command", "wait_running",
+    "local_job_args", "local_job_env", "own_jobs", "prepare_client_dir", "prepare_cluster_dir", "process_env",
+    "pyflink_home",
+    "recorded_job_id", "redeploy", "render_config_yaml", "rest_port", "rest_url", "restart_cluster",
+    "restore_point", "start_cluster", "status_lines", "stop", "stop_all", "stop_cluster", "submit",
+    "submit_command", "wait_running",
 ]
 
 
 def stop_all(settings: Settings) -> list[str]:
-    """Stop every local job cluster (specs from k8s/base/flink plus any pid file left behind)."""
-    stopped = [spec.name for spec in load_all().values() if stop(spec, settings)]
-    for pid_path in (settings.state_dir / "run").glob("flink-*.pid"):
+    """Stop every local Flink cluster without cancelling its jobs (`streamflow down`): the shared one,
+    and any other whose pid files are left behind. Retained checkpoints stay; the next deploys resume."""
+    specs = list(load_all().values())
+    stopped = [layout(specs[0], settings).cluster] if specs and stop_cluster(specs[0], settings) else []
+    for pid_path in sorted((settings.state_dir / "run").glob("flink-*.pid"), key=lambda p: "jobmanager" in p.name):
         if stop_process(pid_path.stem, PidFile(pid_path)):
             stopped.append(pid_path.stem)
     return stopped
