@@ -70,6 +70,7 @@ def run() -> list[dict[str, Any]]:
     finally:
         flink_local_lifecycle.stop(first, settings, reset_state=True)
         shutil.rmtree(flink_local_config.layout(first, settings).root, ignore_errors=True)
+        shutil.rmtree(flink_local_config.layout(first, settings).cluster_root, ignore_errors=True)
         if started:
             supervisor.down(settings, started)
     records = outcome.get("records", [0])

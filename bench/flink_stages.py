@@ -376,6 +376,8 @@ def run_variants(names: list[str]) -> list[dict[str, Any]]:
             finally:
                 flink_local_lifecycle.stop(spec, run_settings, reset_state=True)
                 shutil.rmtree(flink_local_config.layout(spec, run_settings).root, ignore_errors=True)
+                # a variant is outside the catalog: it ran on a cluster of its own (ADR 0013)
+                shutil.rmtree(flink_local_config.layout(spec, run_settings).cluster_root, ignore_errors=True)
                 _clear_bronze(settings, prefix)
             result["load_average_at_start"] = round(load, 1)
             print(json.dumps(result), flush=True)

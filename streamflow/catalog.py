@@ -3,7 +3,7 @@
 - **Flink jobs**: one per FlinkDeployment in ``k8s/base/flink``. A job has two spellings: ``key``
   (``transaction_processor``: DAG task ids, local directories, the CLI) and ``name``
   (``transaction-processor``: the resource). Their order is the spec's ``streamflow.io/pipeline-order``
-  annotation: the DAG deploys the jobs in it and the local runtime numbers REST ports by it.
+  annotation: the DAG deploys the jobs in it (locally they share one Flink cluster, ADR 0013).
 - **Topics**: named by settings (``STREAMFLOW_TOPIC_*``). The specs and the generator pod template write
   the default names; :data:`JOB_TOPIC_OPTIONS` and :data:`GENERATOR_TOPIC_ENV` say which setting
   replaces each, in both runtimes, so a renamed topic reaches every producer and consumer.
@@ -33,7 +33,7 @@ class FlinkJob:
 
     key: str  # transaction_processor
     name: str  # transaction-processor (FlinkDeployment metadata.name)
-    order: int  # position in the pipeline: deploy order, local REST port offset
+    order: int  # position in the pipeline: deploy order
     spec_path: Path
 
 

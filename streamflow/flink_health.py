@@ -15,7 +15,7 @@ therefore asks :func:`streamflow.runtime.health.job_health`, which says healthy 
 Anything that cannot be observed is reported as unknown (``state`` UNKNOWN, ``restarts`` None,
 ``healthy`` False), never as ok.
 
-Local runtime: the job's own cluster REST API (``/jobs/<jid>``, ``/checkpoints``, ``/exceptions``,
+Local runtime: the shared cluster's REST API for the job's own jid (``/jobs/<jid>``, ``/checkpoints``, ``/exceptions``,
 the ``numRestarts`` metric). Kubernetes runtime: the FlinkDeployment's status written by the Flink
 operator (``jobStatus``, ``lifecycleState``, ``error`` and the operator's cluster health record in
 ``status.clusterInfo``), see :mod:`streamflow.operators.flink_status`; Airflow may not reach the

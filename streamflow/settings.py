@@ -102,7 +102,7 @@ class Settings(SettingsLayout, BaseSettings):
     airflow_admin_user: str = "admin"
     airflow_parallelism: int = Field(8, ge=1, le=256)
 
-    # Flink (local runtime: one cluster per job, REST ports base, base+1, ...).
+    # Flink (local runtime: one cluster for the pipeline's jobs on the base port, RPC base+1000; ADR 0013).
     flink_rest_port_base: int = Field(18081, ge=1024, le=65000)
     flink_checkpoint_interval_s: int = Field(10, ge=1, le=3600)
 
@@ -198,8 +198,8 @@ class Settings(SettingsLayout, BaseSettings):
             "KAFKA_CONTROLLER_PORT": self.kafka_controller_port,
             "AIRFLOW_PORT": self.airflow_port,
         }
-        for offset in range(3):
-            ports[f"FLINK_REST_PORT_BASE+{offset}"] = self.flink_rest_port_base + offset
+        # the pipeline's jobs share one local Flink cluster (ADR 0013): its REST port is the base
+        ports["FLINK_REST_PORT_BASE"] = self.flink_rest_port_base
         check_distinct_ports(ports)
         return self
 

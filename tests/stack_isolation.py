@@ -32,13 +32,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
-from streamflow.catalog import flink_jobs
 from streamflow.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_STACK_NAME = "test-stack"
 PORT_RANGE = (20000, 32000)   # below Linux' ephemeral range (32768+): no client socket takes them meanwhile
-FLINK_JOBS = len(flink_jobs())  # flink_local_config.job_index: REST ports base..base+FLINK_JOBS-1
+FLINK_CLUSTERS = 1             # flink_local: the catalog's jobs share one cluster, REST port = the base
 FLINK_RPC_OFFSET = 1000        # flink_local: jobmanager.rpc.port = REST port + 1000
 
 #: Settings a person may set for their own stack that would lead the suite to their services or files.
@@ -97,8 +96,8 @@ def pick_ports(count: int, rng: random.Random | None = None) -> tuple[list[int],
             singles.append(port)
             taken.add(port)
     for _ in range(20_000):
-        base = rng.randrange(PORT_RANGE[0], PORT_RANGE[1] - FLINK_RPC_OFFSET - FLINK_JOBS)
-        block = [base + i for i in range(FLINK_JOBS)] + [base + FLINK_RPC_OFFSET + i for i in range(FLINK_JOBS)]
+        base = rng.randrange(PORT_RANGE[0], PORT_RANGE[1] - FLINK_RPC_OFFSET - FLINK_CLUSTERS)
+        block = [base + i for i in range(FLINK_CLUSTERS)] + [base + FLINK_RPC_OFFSET + i for i in range(FLINK_CLUSTERS)]
         if len(singles) == count and free(*block):
             return singles, base
     raise StackInUse(f"no {count} free ports plus a Flink port block in {PORT_RANGE} on 127.0.0.1")
@@ -148,7 +147,7 @@ def busy_ports(settings: Settings, environ: Mapping[str, str] = os.environ) -> l
     else already listens on, named by setting."""
     ports = {f"STREAMFLOW_{field.upper()}": int(getattr(settings, field)) for field in PORT_SETTINGS.values()}
     base = ports.pop("STREAMFLOW_FLINK_REST_PORT_BASE")
-    for i in range(FLINK_JOBS):
+    for i in range(FLINK_CLUSTERS):
         ports[f"STREAMFLOW_FLINK_REST_PORT_BASE+{i}"] = base + i
         ports[f"STREAMFLOW_FLINK_REST_PORT_BASE+{i} (+{FLINK_RPC_OFFSET}, Flink RPC)"] = base + FLINK_RPC_OFFSET + i
     for name in AIRFLOW_PORTS:

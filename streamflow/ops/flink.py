@@ -2,7 +2,7 @@
 
 Health is :func:`streamflow.runtime.health.job_health` (state, restarts, last checkpoint, a reason
 with the fix): the same answer the DAG's sensors and the portal use. Restart and cancel act on the
-local runtime (one Flink cluster per job, :mod:`streamflow.runtime.flink_local`); on Kubernetes the
+local runtime (one Flink cluster for the pipeline's jobs, :mod:`streamflow.runtime.flink_local`); on Kubernetes the
 Flink operator owns the job, so the CLI prints the ``kubectl`` command instead of half-doing it.
 """
 

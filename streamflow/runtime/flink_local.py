@@ -1,10 +1,12 @@
-"""The local runtime for Flink jobs: one small standalone Flink cluster per FlinkDeployment.
+"""The local runtime for Flink jobs: one local session cluster for all the pipeline's FlinkDeployments.
 
-Why one cluster per job: a second thread-mode PyFlink job on the same cluster crashes while pemja
-reloads libpython (``NoSuchFieldException: loadedLibraryNames``). So every job gets its own
-JobManager + TaskManager started from the PyFlink pip package (``pyflink/bin``, ``pyflink/lib``),
-its own ``FLINK_CONF_DIR``, lib dir (the package's jars + the connector jars from the pom), log
-files, checkpoint directory and REST port.
+One JobManager + one TaskManager (slots: the sum of the jobs' parallelism) started from the PyFlink
+pip package (``pyflink/bin``, ``pyflink/lib``) run every job of the catalog (ADR 0013; ADR 0003 had one
+cluster per job because a second thread-mode job crashed in pemja, fixed since flink-python is in the
+cluster's lib dir and pemja is loaded parent-first). Each job stays its own Flink job: its own client
+configuration (checkpoint dir, state backend, restart strategy), job file, submit log, restore point
+and health, found among the cluster's jobs by the name Flink reports. A spec outside the catalog (a
+benchmark variant) gets a cluster of its own.
 
 Single source of truth: the job's arguments, parallelism, Flink configuration, resources and
 environment are read from ``k8s/base/flink/<job>.yaml``. Only runtime-bound values are replaced;
@@ -15,7 +17,7 @@ in the local run.
 
 The parts, one module each: spec translation (:mod:`~streamflow.runtime.flink_local_config`), the
 cluster's files (:mod:`~streamflow.runtime.flink_local_files`), the REST client
-(:mod:`~streamflow.runtime.flink_local_rest`) and the lifecycle of one job's cluster
+(:mod:`~streamflow.runtime.flink_local_rest`) and the lifecycle of the cluster and its jobs
 (:mod:`~streamflow.runtime.flink_local_lifecycle`); callers import each from its module. This one holds
 the operations on every job at once: deploy, stop, status.
 """
@@ -27,7 +29,8 @@ from collections.abc import Callable, Iterable
 from streamflow.catalog import flink_job, flink_jobs
 from streamflow.flink_health import CLUSTER_DOWN, default_stable_window_s
 from streamflow.flink_spec import load_all
-from streamflow.runtime.flink_local_lifecycle import JobHandle, deploy, stop
+from streamflow.runtime.flink_local_config import layout
+from streamflow.runtime.flink_local_lifecycle import JobHandle, deploy, stop_cluster
 from streamflow.runtime.flink_local_rest import rest_url
 from streamflow.runtime.health import local_health
 from streamflow.settings import Settings
@@ -38,9 +41,11 @@ __all__ = ["deploy_all", "status_lines", "stop_all"]
 
 
 def stop_all(settings: Settings) -> list[str]:
-    """Stop every local job cluster (specs from k8s/base/flink plus any pid file left behind)."""
-    stopped = [spec.name for spec in load_all().values() if stop(spec, settings)]
-    for pid_path in (settings.state_dir / "run").glob("flink-*.pid"):
+    """Stop every local Flink cluster without cancelling its jobs (`streamflow down`): the shared one,
+    and any other whose pid files are left behind. Retained checkpoints stay; the next deploys resume."""
+    specs = list(load_all().values())
+    stopped = [layout(specs[0], settings).cluster] if specs and stop_cluster(specs[0], settings) else []
+    for pid_path in sorted((settings.state_dir / "run").glob("flink-*.pid"), key=lambda p: "jobmanager" in p.name):
         if stop_process(pid_path.stem, PidFile(pid_path)):
             stopped.append(pid_path.stem)
     return stopped

@@ -1,41 +1,60 @@
-"""The files of one local Flink cluster: its config dir (the spec's configuration over PyFlink's
-defaults), its lib dir (jar symlinks) and the environment its processes start with."""
+"""The files of the local Flink cluster and of each job's submission: the cluster's config dir (the
+merged cluster-level configuration over PyFlink's defaults) and lib dir (jar symlinks), each job's
+client config dir, and the environments the processes start with."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from streamflow.flink_spec import FlinkJobSpec
 from streamflow.runtime.flink_local_config import (
     ClusterLayout,
     FlinkJobError,
+    client_configuration,
+    cluster_configuration,
+    cluster_env,
     flatten_yaml,
     flink_venv_python,
     layout,
-    local_flink_configuration,
     local_job_env,
     pyflink_home,
     render_config_yaml,
 )
 from streamflow.settings import Settings
 
+LOG_CONFIGS = ("log4j-console.properties", "log4j-cli.properties", "log4j.properties", "logback-console.xml")
 
-def prepare_cluster_dir(spec: FlinkJobSpec, settings: Settings) -> ClusterLayout:
-    import yaml  # only where the cluster is prepared; the DAG import path stays light
 
-    paths = layout(spec, settings)
+def _base_configuration(settings: Settings) -> dict[str, str]:
+    import yaml  # only where files are prepared; the DAG import path stays light
+
+    return flatten_yaml(yaml.safe_load((pyflink_home(settings) / "conf" / "config.yaml").read_text()) or {})
+
+
+def _write_conf_dir(conf_dir: Path, configuration: dict[str, str], settings: Settings) -> None:
     home = pyflink_home(settings)
-    for directory in (paths.conf_dir, paths.lib_dir, paths.log_dir, paths.checkpoints_dir, paths.savepoints_dir):
-        directory.mkdir(parents=True, exist_ok=True)
-    base = flatten_yaml(yaml.safe_load((home / "conf" / "config.yaml").read_text()) or {})
-    (paths.conf_dir / "config.yaml").write_text(render_config_yaml(local_flink_configuration(spec, settings), base))
-    for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties", "logback-console.xml"):
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    (conf_dir / "config.yaml").write_text(render_config_yaml(configuration, _base_configuration(settings)))
+    for name in LOG_CONFIGS:
         source = home / "conf" / name
         if source.exists():
-            (paths.conf_dir / name).write_text(source.read_text())
+            (conf_dir / name).write_text(source.read_text())
+
+
+def prepare_cluster_dir(spec: FlinkJobSpec, settings: Settings) -> ClusterLayout:
+    """Write the cluster's conf and lib dirs (only while its processes are down: a running JVM keeps
+    the files it started with) and create the spec's job dirs."""
+    paths = layout(spec, settings)
+    home = pyflink_home(settings)
+    for directory in (paths.lib_dir, paths.cluster_log_dir, paths.log_dir, paths.checkpoints_dir,
+                      paths.savepoints_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    _write_conf_dir(paths.cluster_conf_dir, cluster_configuration(spec, settings), settings)
     connector_dir = settings.jars_dir / "flink"
     # flink-python in lib/ (not only in the job jar): pemja must be loaded once per TaskManager, or a task
-    # restarted in the same TaskManager fails (see classloader.parent-first-patterns.additional in the spec)
+    # restarted in the same TaskManager fails, and so would a second job (see
+    # classloader.parent-first-patterns.additional in the specs)
     jars = (sorted((home / "lib").glob("*.jar")) + sorted((home / "opt").glob("flink-python-*.jar"))
             + sorted(connector_dir.glob("*.jar")))
     if not list(connector_dir.glob("flink-connector-kafka-*.jar")):
@@ -49,18 +68,38 @@ def prepare_cluster_dir(spec: FlinkJobSpec, settings: Settings) -> ClusterLayout
     return paths
 
 
-def process_env(spec: FlinkJobSpec, settings: Settings, paths: ClusterLayout) -> dict[str, str]:
+def prepare_client_dir(spec: FlinkJobSpec, settings: Settings) -> ClusterLayout:
+    """Write the job's client config dir: the cluster's address plus the job's own job-level options
+    (checkpoint dir, state backend, restart strategy...), which ``flink run`` puts into the job."""
+    paths = layout(spec, settings)
+    for directory in (paths.log_dir, paths.checkpoints_dir, paths.savepoints_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    _write_conf_dir(paths.conf_dir, client_configuration(spec, settings), settings)
+    return paths
+
+
+def _flink_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLINK_", "PYFLINK_", "VIRTUAL_ENV"))}
     venv_bin = flink_venv_python(settings).parent
-    env.update(
-        {
-            "FLINK_CONF_DIR": str(paths.conf_dir),
-            "FLINK_LIB_DIR": str(paths.lib_dir),
-            "FLINK_LOG_DIR": str(paths.log_dir),
-            "FLINK_PID_DIR": str(paths.root),
-            "PATH": f"{venv_bin}:{env.get('PATH', '/usr/bin:/bin')}",
-            "TZ": "UTC",
-        }
-    )
+    env.update({"PATH": f"{venv_bin}:{env.get('PATH', '/usr/bin:/bin')}", "TZ": "UTC"})
+    return env
+
+
+def cluster_process_env(spec: FlinkJobSpec, settings: Settings, paths: ClusterLayout) -> dict[str, str]:
+    """JobManager/TaskManager env: the cluster's dirs and every member spec's container env
+    (:func:`~streamflow.runtime.flink_local_config.cluster_env`)."""
+    env = _flink_env(settings)
+    env.update({"FLINK_CONF_DIR": str(paths.cluster_conf_dir), "FLINK_LIB_DIR": str(paths.lib_dir),
+                "FLINK_LOG_DIR": str(paths.cluster_log_dir), "FLINK_PID_DIR": str(paths.cluster_root)})
+    env.update(cluster_env(spec, settings))
+    return env
+
+
+def process_env(spec: FlinkJobSpec, settings: Settings, paths: ClusterLayout) -> dict[str, str]:
+    """The job's ``flink run`` env: its client config dir and its own container env (the job's client
+    reads endpoints and credentials from it while it builds the job graph)."""
+    env = _flink_env(settings)
+    env.update({"FLINK_CONF_DIR": str(paths.conf_dir), "FLINK_LIB_DIR": str(paths.lib_dir),
+                "FLINK_LOG_DIR": str(paths.log_dir), "FLINK_PID_DIR": str(paths.root)})
     env.update(local_job_env(spec, settings))
     return env

@@ -1,5 +1,7 @@
-"""The lifecycle of one job's local Flink cluster: start, submit (resuming from the spec's
-``upgradeMode``), wait until RUNNING, redeploy a failing job, stop.
+"""The lifecycle of the local Flink cluster and of each job on it: start the cluster (once, under a
+file lock: the deploy tasks run concurrently), submit a job (resuming from the spec's ``upgradeMode``),
+wait until RUNNING, redeploy a failing job (cancel + resubmit; the cluster and the other jobs keep
+running), stop a job (cancel; the cluster stops with its last job), stop the cluster.
 
 Processes are started with :mod:`streamflow.stack.process` (own session, pid files with start
 times), so ``stop`` works after a crash and leaves no orphan JVM.
@@ -7,11 +9,14 @@ times), so ``stop`` works after a crash and leaves no orphan JVM.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import re
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,14 +26,22 @@ from streamflow.logs import get_log
 from streamflow.runtime.flink_local_config import (
     ClusterLayout,
     FlinkJobError,
+    cluster_configuration,
+    flink_job_name,
     layout,
     pyflink_home,
     rest_port,
     submit_command,
 )
-from streamflow.runtime.flink_local_files import prepare_cluster_dir, process_env
+from streamflow.runtime.flink_local_files import (
+    cluster_process_env,
+    prepare_client_dir,
+    prepare_cluster_dir,
+    process_env,
+)
 from streamflow.runtime.flink_local_rest import (
     cancel_job,
+    cluster_jobs_overview,
     cluster_ready,
     jobs_overview,
     recorded_job_id,
@@ -52,35 +65,58 @@ class JobHandle:
     log_dir: Path
 
 
-def start_cluster(spec: FlinkJobSpec, settings: Settings, timeout_s: float | None = None) -> ClusterLayout:
-    """Start the job's JobManager and TaskManager (no-op for the parts already running).
+@contextlib.contextmanager
+def cluster_lock(paths: ClusterLayout) -> Iterator[None]:
+    """Exclusive while held, across processes (Airflow runs the deploy tasks in parallel) and threads
+    (each call opens its own file description): the cluster is checked and started by one caller."""
+    paths.lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(paths.lock_file, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
-    Waits ``timeout_s``, by default ``STREAMFLOW_SERVICE_START_TIMEOUT_S`` (at least 90 s): three
-    clusters starting together on a loaded 2-core host took over 90 s (measured in the e2e run).
+
+def start_cluster(spec: FlinkJobSpec, settings: Settings, timeout_s: float | None = None) -> ClusterLayout:
+    """Start the JobManager and TaskManager of the spec's cluster (no-op for the parts already running).
+
+    The catalog's jobs share one cluster: the first deploy starts it, concurrent ones wait on the lock
+    and find it running. Its configuration and env are merged from every catalog spec and checked
+    first (a conflicting cluster-level key or env variable fails here, naming both specs). Waits
+    ``timeout_s``, by default ``STREAMFLOW_SERVICE_START_TIMEOUT_S`` (at least 90 s).
     """
     timeout_s = timeout_s if timeout_s is not None else max(90.0, float(settings.service_start_timeout_s))
-    paths = prepare_cluster_dir(spec, settings)
-    env = process_env(spec, settings, paths)
-    bin_dir = pyflink_home(settings) / "bin"
-    for role, pid_file, log_file in (("jobmanager", paths.jobmanager_pid, paths.jobmanager_log),
-                                     ("taskmanager", paths.taskmanager_pid, paths.taskmanager_log)):
-        if pid_file.alive_pid() is None:
-            spawn(f"flink-{spec.name}-{role}", ["bash", str(bin_dir / f"{role}.sh"), "start-foreground"],
-                  pid_file=pid_file, log_file=log_file, env=env, cwd=paths.root)
-    try:
-        wait_until(
-            f"flink cluster {spec.name}",
-            lambda: cluster_ready(spec, settings),
-            timeout_s=timeout_s,
-            log_file=paths.jobmanager_log,
-            pid_file=paths.jobmanager_pid,
-        )
-    except ServiceError as error:
-        raise FlinkJobError(
-            f"{error}\nTaskManager log: {paths.taskmanager_log}\nhint: check the ports "
-            f"{rest_port(spec, settings)}/{rest_port(spec, settings) + 1000} are free, then `streamflow down`"
-        ) from None
-    log.info("flink cluster ready", job=spec.name, rest=rest_url(spec, settings), logs=paths.log_dir)
+    paths = layout(spec, settings)
+    slots = int(cluster_configuration(spec, settings)["taskmanager.numberOfTaskSlots"])
+    with cluster_lock(paths):
+        roles = (("jobmanager", paths.jobmanager_pid, paths.jobmanager_log),
+                 ("taskmanager", paths.taskmanager_pid, paths.taskmanager_log))
+        missing = [role for role in roles if role[1].alive_pid() is None]
+        if missing:
+            if len(missing) == len(roles):  # the files only while nothing runs from them
+                prepare_cluster_dir(spec, settings)
+            env = cluster_process_env(spec, settings, paths)
+            bin_dir = pyflink_home(settings) / "bin"
+            for role, pid_file, log_file in missing:
+                spawn(f"flink-{paths.cluster}-{role}", ["bash", str(bin_dir / f"{role}.sh"), "start-foreground"],
+                      pid_file=pid_file, log_file=log_file, env=env, cwd=paths.cluster_root)
+        try:
+            wait_until(
+                f"flink cluster {paths.cluster}",
+                lambda: cluster_ready(spec, settings, slots),
+                timeout_s=timeout_s,
+                log_file=paths.jobmanager_log,
+                pid_file=paths.jobmanager_pid,
+            )
+        except ServiceError as error:
+            raise FlinkJobError(
+                f"{error}\nTaskManager log: {paths.taskmanager_log}\nhint: check the ports "
+                f"{rest_port(spec, settings)}/{rest_port(spec, settings) + 1000} are free, then `streamflow down`"
+            ) from None
+    if missing:
+        log.info("flink cluster ready", cluster=paths.cluster, rest=rest_url(spec, settings),
+                 logs=paths.cluster_log_dir, slots=slots)
     return paths
 
 
@@ -107,8 +143,9 @@ def restore_point(spec: FlinkJobSpec, settings: Settings) -> Path | None:
 
 
 def submit(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 420.0) -> str:
-    """Submit the spec's job to its (running) cluster, resuming from :func:`restore_point`."""
-    paths = layout(spec, settings)
+    """Submit the spec's job to its (running) cluster, resuming from :func:`restore_point`, with its own
+    client configuration (job-level options: checkpoint dir, state backend...)."""
+    paths = prepare_client_dir(spec, settings)
     restore = restore_point(spec, settings)
     cmd = submit_command(spec, settings, restore)
     env = process_env(spec, settings, paths)
@@ -194,36 +231,30 @@ def redeploy(spec: FlinkJobSpec, settings: Settings, job_id: str, why: str,
 
     The local equivalent of bumping ``spec.restartNonce`` on a FlinkDeployment: the operator
     cancels a job that is not RUNNING and restores it from its last checkpoint (savepoint mode
-    falls back to last-state, as a failing job cannot take a savepoint).
+    falls back to last-state, as a failing job cannot take a savepoint). Only this job: the cluster
+    and the other jobs on it keep running (ADR 0013). A job that does not cancel is not submitted
+    twice: the deploy fails instead.
     """
     log.warning("flink job is failing: cancelling and resubmitting", job=spec.name, job_id=job_id, reason=why,
                 upgrade_mode=spec.upgrade_mode)
-    try:
-        final = cancel_job(spec, settings, job_id)
-        log.info("flink job cancelled", job=spec.name, job_id=job_id, state=final)
-    except FlinkJobError as error:  # the cluster restart below ends it anyway
-        log.warning("flink job did not cancel cleanly", job=spec.name, job_id=job_id, error=error)
-    restart_cluster(spec, settings)
+    final = cancel_job(spec, settings, job_id)
+    log.info("flink job cancelled", job=spec.name, job_id=job_id, state=final)
     return submit(spec, settings, timeout_s=submit_timeout_s)
 
 
 def restart_cluster(spec: FlinkJobSpec, settings: Settings) -> ClusterLayout:
-    """Stop and start the job's JobManager and TaskManager (retained checkpoints stay).
-
-    Needed before every new job on a cluster that already ran one: a TaskManager that ran a
-    thread-mode PyFlink job cannot initialise Python for a second job (pemja:
-    ``NoSuchFieldException: loadedLibraryNames``, measured on 1.20.5), so the new job would
-    crash-loop for a reason that has nothing to do with it.
-    """
-    log.info("restarting flink cluster for a new job", job=spec.name,
-             restore_from=restore_point(spec, settings) or "none")
-    stop(spec, settings)
+    """Stop and start the spec's cluster (retained checkpoints stay). With the shared cluster this
+    interrupts EVERY job on it (Flink recovers them from their checkpoints on the new processes); the
+    runtime itself never calls it for one job's redeploy."""
+    log.info("restarting flink cluster", cluster=layout(spec, settings).cluster)
+    stop_cluster(spec, settings)
     return start_cluster(spec, settings)
 
 
 def deploy(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 240.0,
            submit_timeout_s: float = 900.0) -> JobHandle:
-    """Idempotent: start the cluster if needed, submit unless a job is already active, wait RUNNING.
+    """Idempotent: start the (shared) cluster if needed, submit the spec's job unless it is already
+    active, wait RUNNING. Other jobs on the cluster are neither read nor touched.
 
     An active job in a restart loop (not healthy, restarted twice or more:
     :func:`streamflow.flink_health.needs_redeploy`) on a whole cluster is cancelled and resubmitted
@@ -253,7 +284,6 @@ def deploy(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 240.0,
     else:
         if jobs:
             log.warning("flink job not active, resubmitting", job=spec.name, states=[j.get("state") for j in jobs])
-            restart_cluster(spec, settings)
         job_id = submit(spec, settings, timeout_s=submit_timeout_s)
     state = wait_running(spec, settings, job_id, timeout_s=timeout_s, restarts_before=restarts_before)
     log.info("flink job running", job=spec.name, job_id=job_id, rest=rest_url(spec, settings))
@@ -261,19 +291,51 @@ def deploy(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 240.0,
 
 
 def stop(spec: FlinkJobSpec, settings: Settings, reset_state: bool = False) -> bool:
-    """Stop the job's cluster (TaskManager first); checkpoints stay, so the next deploy resumes.
+    """Stop the spec's job: cancel it (its checkpoints are retained, so the next deploy resumes), and
+    stop the cluster too when no other job is active on it. True if anything was stopped.
 
     ``reset_state`` also deletes the retained checkpoints: the next deploy starts from the Kafka
     offsets committed for the job's group (use it after changing the operator graph).
     """
     paths = layout(spec, settings)
-    stopped_tm = stop_process(f"flink-{spec.name}-taskmanager", paths.taskmanager_pid)
-    stopped_jm = stop_process(f"flink-{spec.name}-jobmanager", paths.jobmanager_pid)
-    if stopped_tm or stopped_jm:
-        log.info("flink cluster stopped", job=spec.name)
+    stopped = False
+    failed: FlinkJobError | None = None
+    if paths.jobmanager_pid.alive_pid() is not None:
+        for job in jobs_overview(spec, settings):
+            if job.get("state") in ACTIVE_STATES:
+                try:
+                    cancel_job(spec, settings, str(job["jid"]))
+                    stopped = True
+                except FlinkJobError as error:
+                    failed = error
+        others = sorted({str(j.get("name")) for j in cluster_jobs_overview(spec, settings)
+                         if j.get("state") in ACTIVE_STATES} - {flink_job_name(spec)})
+        if others:
+            if failed is not None:  # the cluster must stay up for the others: say so instead of killing them
+                raise FlinkJobError(f"{spec.name} did not cancel ({failed}); the cluster keeps running for {others}")
+            log.info("flink job stopped; the cluster keeps running for the other jobs", job=spec.name, others=others)
+    if paths.jobmanager_pid.alive_pid() is None or not others_active(spec, settings):
+        stopped = stop_cluster(spec, settings) or stopped
     if reset_state:
         shutil.rmtree(paths.checkpoints_dir, ignore_errors=True)
         paths.job_file.unlink(missing_ok=True)
         log.info("flink job state reset", job=spec.name, hint="next deploy starts from committed Kafka offsets")
-    return stopped_tm or stopped_jm
+    return stopped
 
+
+def others_active(spec: FlinkJobSpec, settings: Settings) -> bool:
+    """Whether a job other than the spec's is active on the spec's cluster."""
+    return any(j.get("state") in ACTIVE_STATES and j.get("name") != flink_job_name(spec)
+               for j in cluster_jobs_overview(spec, settings))
+
+
+def stop_cluster(spec: FlinkJobSpec, settings: Settings) -> bool:
+    """Stop the spec's cluster (TaskManager first), whatever runs on it; checkpoints stay, so the next
+    deploys resume every job. ``streamflow down`` and ``stop_all`` end here."""
+    paths = layout(spec, settings)
+    with cluster_lock(paths):
+        stopped_tm = stop_process(f"flink-{paths.cluster}-taskmanager", paths.taskmanager_pid)
+        stopped_jm = stop_process(f"flink-{paths.cluster}-jobmanager", paths.jobmanager_pid)
+    if stopped_tm or stopped_jm:
+        log.info("flink cluster stopped", cluster=paths.cluster)
+    return stopped_tm or stopped_jm

@@ -1,6 +1,10 @@
-"""A small client of one local cluster's Flink REST API (loopback only): jobs, their documents for the
+"""A small client of the local cluster's Flink REST API (loopback only): jobs, their documents for the
 health collection (:mod:`streamflow.runtime.health`), cancel. Which job states are active or terminal
-is :mod:`streamflow.flink_health`'s vocabulary."""
+is :mod:`streamflow.flink_health`'s vocabulary.
+
+Several jobs share one cluster (ADR 0013): every function here sees only THE spec's jobs, picked by
+the job name Flink reports (:func:`~streamflow.runtime.flink_local_config.flink_job_name`), so one
+job's state, health or cancel never reads or touches another's."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Any
 
 from streamflow.flink_health import ACTIVE_STATES, CLUSTER_DOWN, NOT_DEPLOYED, TERMINAL_STATES, UNKNOWN
 from streamflow.flink_spec import FlinkJobSpec
-from streamflow.runtime.flink_local_config import FlinkJobError, layout, rest_port
+from streamflow.runtime.flink_local_config import FlinkJobError, flink_job_name, layout, rest_port
 from streamflow.settings import Settings
 
 
@@ -25,8 +29,8 @@ def _get_json(url: str, timeout_s: float = 3.0) -> Any:
         return json.loads(response.read())
 
 
-def jobs_overview(spec: FlinkJobSpec, settings: Settings) -> list[dict[str, Any]]:
-    """``/jobs/overview`` of the job's cluster; [] if the cluster does not answer."""
+def cluster_jobs_overview(spec: FlinkJobSpec, settings: Settings) -> list[dict[str, Any]]:
+    """``/jobs/overview`` of the spec's cluster: every job on it; [] if the cluster does not answer."""
     try:
         data = _get_json(f"{rest_url(spec, settings)}/jobs/overview")
     except (OSError, urllib.error.URLError, ValueError):
@@ -34,9 +38,22 @@ def jobs_overview(spec: FlinkJobSpec, settings: Settings) -> list[dict[str, Any]
     return list(data.get("jobs", []))
 
 
-def cluster_ready(spec: FlinkJobSpec, settings: Settings) -> bool:
+def own_jobs(spec: FlinkJobSpec, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The spec's jobs among a cluster's (by the name Flink reports)."""
+    name = flink_job_name(spec)
+    return [job for job in jobs if job.get("name") == name]
+
+
+def jobs_overview(spec: FlinkJobSpec, settings: Settings) -> list[dict[str, Any]]:
+    """The spec's jobs from ``/jobs/overview`` (current and earlier ones); [] if the cluster does not answer."""
+    return own_jobs(spec, cluster_jobs_overview(spec, settings))
+
+
+def cluster_ready(spec: FlinkJobSpec, settings: Settings, slots: int | None = None) -> bool:
+    """A TaskManager registered with at least ``slots`` slots (default: the spec's parallelism)."""
     data = _get_json(f"{rest_url(spec, settings)}/overview")
-    return int(data.get("taskmanagers", 0)) >= 1 and int(data.get("slots-total", 0)) >= spec.parallelism
+    wanted = slots if slots is not None else spec.parallelism
+    return int(data.get("taskmanagers", 0)) >= 1 and int(data.get("slots-total", 0)) >= wanted
 
 
 class RestUnavailable(FlinkJobError):
@@ -44,12 +61,12 @@ class RestUnavailable(FlinkJobError):
 
 
 def cluster_alive(spec: FlinkJobSpec, settings: Settings) -> bool:
-    """Whether this job's JobManager process (from its pid file) is alive."""
+    """Whether the JobManager process of this job's cluster (from its pid file) is alive."""
     return layout(spec, settings).jobmanager_pid.alive_pid() is not None
 
 
 def current_job_id(spec: FlinkJobSpec, settings: Settings) -> str | None:
-    """The job this spec's cluster runs now (active first, then the recorded one), or None."""
+    """The spec's job on its cluster now (active first, then the recorded one), or None."""
     jobs = jobs_overview(spec, settings)
     current = _current_job(spec, settings, jobs) if jobs else None
     return str(current["jid"]) if current else None
@@ -58,13 +75,14 @@ def current_job_id(spec: FlinkJobSpec, settings: Settings) -> str | None:
 def job_rest_documents(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 5.0) -> dict[str, Any] | None:
     """The raw REST documents :mod:`streamflow.runtime.health` reads for the current job, or None if the
     cluster runs no job. ``detail`` must answer (else :class:`RestUnavailable`); the others are
-    best-effort (None when missing) so the health rules can say *what* is unknown."""
+    best-effort (None when missing) so the health rules can say *what* is unknown. Other jobs on the
+    same cluster are not this spec's: a cluster that runs only them returns None."""
     base = rest_url(spec, settings)
     try:
         overview = _get_json(f"{base}/jobs/overview", timeout_s)
     except (OSError, urllib.error.URLError, ValueError) as error:
         raise RestUnavailable(f"GET {base}/jobs/overview: {error}") from None
-    jobs = list(overview.get("jobs", []))
+    jobs = own_jobs(spec, list(overview.get("jobs", [])))
     current = _current_job(spec, settings, jobs) if jobs else None
     if current is None:
         return None
@@ -90,6 +108,11 @@ def cancel_job(spec: FlinkJobSpec, settings: Settings, job_id: str, timeout_s: f
     :func:`submit` resumes from the latest one.
     """
     base = rest_url(spec, settings)
+    other = [j for j in cluster_jobs_overview(spec, settings)
+             if j.get("jid") == job_id and j.get("name") != flink_job_name(spec)]
+    if other:  # the cluster runs other specs' jobs too: never cancel one of theirs by mistake
+        raise FlinkJobError(f"job {job_id} is {other[0].get('name')!r}, not {spec.name}'s job "
+                            f"({flink_job_name(spec)!r}); not cancelled")
     request = urllib.request.Request(f"{base}/jobs/{job_id}?mode=cancel", method="PATCH")  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback http only

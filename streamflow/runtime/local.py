@@ -1,4 +1,4 @@
-"""Local runtime: Flink jobs on per-job local clusters, the generator as a local process.
+"""Local runtime: Flink jobs on one local session cluster, the generator as a local process.
 
 Both read the Kubernetes specs (FlinkDeployment YAMLs, the generator pod template) so the two
 runtimes cannot drift apart; see streamflow/runtime/flink_local.py and streamflow/generator_spec.py.
@@ -54,9 +54,12 @@ def flink_job_running(job: str, ti: Any = None, max_restarts: int = DEFAULT_MAX_
              restarts_at_deploy=baseline, healthy=health.healthy, verdict=decision.verdict.value,
              reason=decision.reason)
     if decision.verdict is Verdict.FAILED:
-        logs = settings.logs_dir / "flink" / job
-        raise RuntimeError(f"local Flink job {job}: {decision.reason}\nlogs: {logs}/taskmanager.log, "
-                           f"{logs}/jobmanager.log; Flink UI: {health.source}")
+        from streamflow.flink_spec import load_spec
+        from streamflow.runtime.flink_local_config import layout
+
+        paths = layout(load_spec(catalog.flink_job(job).spec_path), settings)
+        raise RuntimeError(f"local Flink job {job}: {decision.reason}\nlogs: {paths.taskmanager_log}, "
+                           f"{paths.jobmanager_log}, {paths.submit_log}; Flink UI: {health.source}")
     return decision.verdict is Verdict.RUNNING
 
 

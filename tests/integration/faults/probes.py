@@ -115,7 +115,8 @@ def job_running_check(spec: FlinkJobSpec, settings: Settings) -> Callable[[], No
     url = f"{flink_local_rest.rest_url(spec, settings)}/jobs/overview"
 
     def check() -> None:
-        jobs = [j for j in _get(url, 1.0).get("jobs", []) if j.get("state") in ACTIVE_STATES]
+        jobs = [j for j in flink_local_rest.own_jobs(spec, _get(url, 1.0).get("jobs", []))  # the cluster is shared
+                if j.get("state") in ACTIVE_STATES]
         if not jobs:
             raise RuntimeError("no active job")
         job = jobs[0]
@@ -144,7 +145,7 @@ def job_record(spec: FlinkJobSpec, settings: Settings) -> JobRecord:
     base = flink_local_rest.rest_url(spec, settings)
     job_id = restarts = restores = restored = None
     try:
-        jobs = [j for j in _get(f"{base}/jobs/overview").get("jobs", [])
+        jobs = [j for j in flink_local_rest.own_jobs(spec, _get(f"{base}/jobs/overview").get("jobs", []))
                 if j.get("state") in ACTIVE_STATES]
         if jobs:
             job_id = str(jobs[0]["jid"])

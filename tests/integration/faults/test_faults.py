@@ -520,8 +520,9 @@ def test_bad_input_without_faults(pipeline: Pipeline, figures: list[Outcome]) ->
 
 
 def test_taskmanager_killed(pipeline: Pipeline, figures: list[Outcome], heal: None) -> None:
-    """SIGKILL the transaction processor's TaskManager; the runtime starts a new one and the job
-    restarts from its last completed checkpoint (what `streamflow up` / bootstrap's deploy does)."""
+    """SIGKILL the transaction processor's TaskManager (locally the one TaskManager of all three jobs,
+    ADR 0013: every job restarts); the runtime starts a new one and the jobs restart from their last
+    completed checkpoints (what `streamflow up` / bootstrap's deploy does)."""
     settings, spec = pipeline.settings, pipeline.specs[PROCESSOR]
     paths = flink_local_config.layout(spec, settings)
 
@@ -538,28 +539,37 @@ def test_taskmanager_killed(pipeline: Pipeline, figures: list[Outcome], heal: No
 
 
 def test_jobmanagers_killed(pipeline: Pipeline, figures: list[Outcome], heal: None) -> None:
-    """SIGKILL the JobManagers of the transaction processor and the fraud detector (no HA: the jobs are
-    gone with them). Nothing restarts a JobManager by itself; recovery is what a user or
-    bootstrap_pipeline's deploy task does: ``flink_local_lifecycle.deploy``, which starts the cluster and
-    resubmits the job from its latest retained checkpoint (bronze, DLQ and the detector's state)."""
+    """SIGKILL the JobManager of the transaction processor and the fraud detector (no HA: every job on it
+    is gone with it). Locally the three jobs share one JobManager (ADR 0013), so this kills the one and all
+    three jobs go; the case kills each distinct JobManager once either way. Nothing restarts a JobManager by
+    itself; recovery is what a user or bootstrap_pipeline's deploy tasks do: ``flink_local_lifecycle.deploy`` for
+    every job that lost its JobManager, which starts the cluster and resubmits each job from its latest
+    retained checkpoint (bronze, DLQ and the detector's state)."""
     settings = pipeline.settings
-    targets = {name: pipeline.specs[name] for name in (PROCESSOR, DETECTOR)}
-    watchers = {name: OutageProbe(f"{name} REST", probes.rest_check(spec, settings), interval_s=0.1)
-                for name, spec in targets.items()}
+    killed_paths = {flink_local_config.layout(pipeline.specs[name], settings).jobmanager_pid.path
+                    for name in (PROCESSOR, DETECTOR)}
+    # every job whose JobManager is killed must come back, processor first (recovery is timed from it)
+    targets = {name: spec for name, spec in sorted(pipeline.specs.items(), key=lambda kv: kv[0] != PROCESSOR)
+               if flink_local_config.layout(spec, settings).jobmanager_pid.path in killed_paths}
+    managers: dict[Path, str] = {}
+    for name, spec in targets.items():
+        managers.setdefault(flink_local_config.layout(spec, settings).jobmanager_pid.path, name)
+    watchers = {name: OutageProbe(f"{name} REST", probes.rest_check(targets[name], settings), interval_s=0.1)
+                for name in managers.values()}
 
     def inject(evidence: Evidence) -> None:
-        for name, spec in targets.items():
-            evidence.killed[f"{name} jobmanager"] = _kill_group(
-                flink_local_config.layout(spec, settings).jobmanager_pid, f"the {name} JobManager")
+        for name in managers.values():
+            evidence.killed[f"{name} jobmanager"] = _kill_group(flink_local_config.layout(targets[name], settings)
+                                                               .jobmanager_pid, f"the JobManager of {name}")
         for probe in watchers.values():
             probe.wait_for_failure(evidence.fault_at, OUTAGE_SEEN_TIMEOUT_S)
         for name, spec in targets.items():
             deploy(spec, settings)
             if name == PROCESSOR:  # bronze is written again from here on (recovery is timed from this)
                 evidence.back_at = time.monotonic()
-        for name, spec in targets.items():
-            jobmanager = flink_local_config.layout(spec, settings).jobmanager_pid
-            evidence.replaced_by[f"{name} jobmanager"] = jobmanager.alive_pid()
+        for name in managers.values():
+            evidence.replaced_by[f"{name} jobmanager"] = (flink_local_config.layout(targets[name], settings)
+                                                          .jobmanager_pid.alive_pid())
 
     fault = Fault("flink jobmanagers SIGKILL (processor + detector)", inject, list(watchers.values()),
                   expect_resubmit=tuple(targets))

@@ -56,10 +56,11 @@ def test_kubernetes_actions_print_the_kubectl_command(tmp_path: Path) -> None:
 
 def test_logs_of_flink_jobs_resolve_to_their_cluster_files(tmp_path: Path) -> None:
     settings = load_settings(state_dir=tmp_path)
-    base = settings.logs_dir / "flink" / "fraud_detector"
-    assert stack.log_path(settings, "flink-fraud_detector") == base / "taskmanager.log"
-    assert stack.log_path(settings, "flink-fraud-detector-jobmanager") == base / "jobmanager.log"
-    assert stack.log_path(settings, "flink-fraud_detector-submit") == base / "submit.log"
+    cluster = settings.logs_dir / "flink" / "cluster-pipeline"  # the jobs share one cluster (ADR 0013)
+    assert stack.log_path(settings, "flink-fraud_detector") == cluster / "taskmanager.log"
+    assert stack.log_path(settings, "flink-fraud-detector-jobmanager") == cluster / "jobmanager.log"
+    job = settings.logs_dir / "flink" / "fraud_detector"  # the submit log stays the job's own
+    assert stack.log_path(settings, "flink-fraud_detector-submit") == job / "submit.log"
     assert stack.log_path(settings, "kafka") == settings.logs_dir / "kafka.log"
 
 

@@ -106,7 +106,7 @@ def test_local_checkpoint_interval_and_paths_come_from_settings(settings):
     assert local["execution.checkpointing.interval"] == f"{settings.flink_checkpoint_interval_s}s"
     assert local["state.checkpoints.dir"].startswith((settings.state_dir / "flink").as_uri())
     assert local["python.executable"] == str(settings.venv_python("flink"))
-    assert local["rest.port"] == str(settings.flink_rest_port_base + 1)
+    assert local["rest.port"] == str(settings.flink_rest_port_base)  # the shared cluster (ADR 0013)
 
 
 def test_env_overrides_resolve_endpoints_and_secrets_from_settings(settings):
@@ -138,7 +138,9 @@ def test_a_change_in_the_yaml_shows_in_the_local_run(settings, spec_dir: Path, m
     assert command[command.index("--model-dir") + 1] == str(settings.repo_root / "flink_app/model/artifacts")
     local = flink_local_config.local_flink_configuration(spec, settings)
     assert local["state.backend.incremental"] == "false"
-    assert local["taskmanager.numberOfTaskSlots"] == "3"  # max(spec slots, parallelism)
+    # the shared cluster's slots: the sum of the catalog jobs' parallelism, this one's now 3
+    others = sum(s.parallelism for n, s in load_all().items() if n != "fraud-detector")
+    assert local["taskmanager.numberOfTaskSlots"] == str(3 + others)
     assert flink_local_config.local_job_env(spec, settings)["FRAUD_DEBUG"] == "yes"
 
 
@@ -162,7 +164,7 @@ def test_config_yaml_is_flat_and_keeps_the_base_java_options(settings):
     text = flink_local_config.render_config_yaml(flink_local_config.local_flink_configuration(bare, settings), base)
     parsed = yaml.safe_load(text)
     assert parsed["env.java.opts.all"] == "--add-opens=a=b"
-    assert parsed["rest.port"] == str(settings.flink_rest_port_base + 2)
+    assert parsed["rest.port"] == str(settings.flink_rest_port_base)
 
 
 def test_the_specs_java_options_are_pyflinks_own(settings):
@@ -174,11 +176,11 @@ def test_the_specs_java_options_are_pyflinks_own(settings):
         assert spec.flink_configuration["env.java.opts.all"] == expected, spec.name
 
 
-def test_every_job_gets_its_own_ports(settings):
-    specs = load_all().values()
+def test_the_catalog_jobs_share_one_clusters_ports(settings):
+    specs = [load_all()[name] for name in JOBS]
     rest = {flink_local_config.local_flink_configuration(s, settings)["rest.port"] for s in specs}
     rpc = {flink_local_config.local_flink_configuration(s, settings)["jobmanager.rpc.port"] for s in specs}
-    assert len(rest) == len(rpc) == len(JOBS)
+    assert rest == {str(settings.flink_rest_port_base)} and rpc == {str(settings.flink_rest_port_base + 1000)}
 
 
 def test_memory_quantities_are_converted():
