@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -158,14 +158,25 @@ def _source(record: dict[str, Any], topic: str) -> Offset | None:
 
 # ---- the checks --------------------------------------------------------------------------------------
 def bronze_against_ledger(dsn: str, topic: str, ledger: RunLedger, ranges: dict[int, tuple[int, int]],
-                          id_prefix: str | None) -> dict[str, Any]:
-    """lost / duplicated / wrong id / unexpected bronze rows, matched by Kafka offset."""
+                          id_prefix: str | None, started: datetime) -> dict[str, Any]:
+    """lost / duplicated / wrong id / unexpected bronze rows, matched by Kafka offset.
+
+    Only rows ingested since the case ``started`` can be its rows: an older row at one of the run's
+    offsets (a re-created topic, another test's fixture) is not this run's duplicate. They are counted
+    as ``older_rows_ignored``."""
     clauses: list[str] = []
-    params: list[str | int] = [topic]
+    params: list[str | int | datetime] = [topic]
     for partition, (lo, hi) in ranges.items():
         clauses.append("(kafka_partition = %s AND kafka_offset >= %s AND kafka_offset < %s)")
         params += [partition, lo, hi]
-    where = f"(kafka_topic = %s AND ({' OR '.join(clauses) or 'false'}))"
+    at_offsets = f"(kafka_topic = %s AND ({' OR '.join(clauses) or 'false'}))"
+    # ingested_at has whole-second precision at best: a second's margin, far below any older row's age
+    since = started.replace(microsecond=0) - timedelta(seconds=1)
+    with psycopg.connect(dsn) as conn:
+        older = conn.execute(f"SELECT count(*) FROM bronze.raw_transactions WHERE {at_offsets} AND ingested_at < %s",
+                             [*params, since]).fetchone()
+    where = f"({at_offsets} AND ingested_at >= %s)"
+    params.append(since)
     if id_prefix:
         where += " OR transaction_id LIKE %s"
         params.append(id_prefix + "%")
@@ -184,8 +195,8 @@ def bronze_against_ledger(dsn: str, topic: str, ledger: RunLedger, ranges: dict[
     duplicated = sum(len(ids) - 1 for ids in at.values())
     wrong_id = [(o, ids) for o, ids in at.items() if any(t != ledger.valid[o] for t in ids)]
     return {"rows": len(rows), "lost": len(lost), "duplicated": duplicated, "wrong_id": len(wrong_id),
-            "unexpected": len(unexpected), "examples": {"lost": lost[:5], "wrong_id": wrong_id[:3],
-                                                        "unexpected": unexpected[:5]}}
+            "unexpected": len(unexpected), "older_rows_ignored": older[0] if older else 0,
+            "examples": {"lost": lost[:5], "wrong_id": wrong_id[:3], "unexpected": unexpected[:5]}}
 
 
 def dlq_against_ledger(settings: Settings, ledger: RunLedger, ranges: dict[int, tuple[int, int]]) -> dict[str, Any]:

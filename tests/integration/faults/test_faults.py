@@ -354,6 +354,7 @@ def run_case(pipeline: Pipeline, fault: Fault | None, name: str, burst: HostileB
     era_start = pipeline.next_era
     outcome = Outcome(name)
     evidence = Evidence()
+    started = datetime.now(UTC)
     offsets_before = end_offsets(settings)
     before = probes.records(specs, settings)
     progress = Progress(settings.warehouse_dsn, prefix)
@@ -412,7 +413,7 @@ def run_case(pipeline: Pipeline, fault: Fault | None, name: str, burst: HostileB
     ranges = {p: (offsets_before.get(p, 0), end) for p, end in offsets_after.items()}
     outcome.kafka_extra = sum(offsets_after.values()) - sum(offsets_before.values()) - len(ledger.offsets)
     reconcile_into(outcome, pipeline, ledger, ranges, prefix, offsets_after,
-                   (era_start, max_event_time or era_start) if metrics else None, slug)
+                   (era_start, max_event_time or era_start) if metrics else None, slug, started)
     outcome.details.update({"seed": seed, "era_start": era_start.isoformat(), "rate_events_per_s": RATE})
     return outcome
 
@@ -426,10 +427,10 @@ def _count(values: Any) -> dict[str, int]:
 
 def reconcile_into(outcome: Outcome, pipeline: Pipeline, ledger: reconcile.RunLedger,
                    ranges: dict[int, tuple[int, int]], prefix: str | None, offsets_after: dict[int, int],
-                   era: tuple[datetime, datetime] | None, slug: str) -> None:
+                   era: tuple[datetime, datetime] | None, slug: str, started: datetime) -> None:
     settings = pipeline.settings
     bronze = reconcile.bronze_against_ledger(settings.warehouse_dsn, settings.topic_transactions, ledger,
-                                             ranges, prefix)
+                                             ranges, prefix, started)
     outcome.lost, outcome.wrong_id, outcome.unexpected_bronze = bronze["lost"], bronze["wrong_id"], bronze["unexpected"]
     outcome.duplicated = bronze["duplicated"] + bronze["unexpected"]
     dlq = reconcile.dlq_against_ledger(settings, ledger, ranges)
