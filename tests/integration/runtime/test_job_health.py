@@ -136,7 +136,7 @@ def test_a_restart_loop_fails_the_deploy_and_the_sensor_names_the_cause(this_run
 def test_the_deploy_task_redeploys_a_looping_job_and_the_sensor_waits_for_health(job_stack: Settings) -> None:
     looping = job_health(JOB, job_stack)
     assert looping.restarts and not looping.healthy
-    pushed = deploy_flink_job(JOB)  # the right settings: cancels, restarts the cluster, resubmits
+    pushed = deploy_flink_job(JOB)  # the right settings: cancels and resubmits (the shared cluster keeps running)
     assert pushed["job_id"] != looping.job_id and pushed["restarts"] in (0, None)  # None: metrics not fetched yet
 
     class TI:
