@@ -10,7 +10,7 @@ portal's per-job lag is :meth:`~streamflow.kafka_status.KafkaStatusHook.group_la
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from streamflow.kafka_access import KafkaHook
 from streamflow.settings import Settings
@@ -27,9 +27,25 @@ def committed_offsets(settings: Settings, group: str, partitions: Iterable[int],
     return KafkaHook(settings).committed_offsets(group, topic or settings.topic_transactions, list(partitions))
 
 
+def next_position(committed: int, low: int) -> int:
+    """Where a group reads a partition next: its committed offset, or the earliest retained record when it
+    committed none (negative) or one that retention has deleted - the jobs reset to ``earliest``."""
+    return max(committed, low)
+
+
+def caught_up(committed: Mapping[int, int], watermarks: Mapping[int, tuple[int, int]],
+              ends: Mapping[int, int]) -> bool:
+    """Every partition's next read position is at or past its target end offset. A partition with nothing
+    to read (empty, or emptied by retention) is caught up even when the group never committed on it: a
+    job commits only the partitions it has read from, so "committed >= end" alone never turns true there."""
+    return all(next_position(committed.get(p, -1), watermarks.get(p, (0, 0))[0]) >= end for p, end in ends.items())
+
+
 def has_caught_up(settings: Settings, group: str, ends: dict[int, int], topic: str | None = None) -> bool:
-    committed = committed_offsets(settings, group, ends, topic)
-    return all(committed.get(p, -1) >= end for p, end in ends.items())
+    """``group`` has nothing left to read on ``topic`` up to ``ends`` (see :func:`caught_up`)."""
+    name = topic or settings.topic_transactions
+    hook = KafkaHook(settings)
+    return caught_up(hook.committed_offsets(group, name, list(ends)), hook.watermarks(name), ends)
 
 
 def wait_until_caught_up(settings: Settings, groups: Iterable[str], timeout_s: float,

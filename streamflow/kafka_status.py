@@ -76,8 +76,9 @@ class KafkaStatusHook(KafkaHook):
         per_partition: dict[str, int] = {}
         for topic in consumed:
             for partition, (low, end) in self.watermarks(topic, committed_only=True).items():
-                # A partition the group never committed is unread from its low watermark on.
-                offset = committed.get((topic, partition), low)
+                # A partition the group never committed (or whose committed records retention deleted)
+                # is read from its low watermark on: the same rule as consumer_lag.next_position.
+                offset = max(committed.get((topic, partition), low), low)
                 per_partition[f"{topic}[{partition}]"] = max(0, end - offset)
         return GroupLag(group, sum(per_partition.values()), per_partition, tuple(consumed))
 
