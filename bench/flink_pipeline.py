@@ -66,6 +66,9 @@ def throughput(settings: Settings, groups: dict[str, str]) -> list[dict[str, Any
     prefix = f"t-{seed}-"
     generator = [str(settings.venv_python("generator")), "-m", "generator", "--seed", str(seed),
                  "--total-events", str(THROUGHPUT_EVENTS), "--events-per-second", "0",
+                 # event times end about now: a stream produced as fast as possible would otherwise run
+                 # ahead of the wall clock, and the processor sends future events to the DLQ (ADR 0009)
+                 "--backfill",
                  "--bootstrap-servers", settings.kafka_bootstrap, "--topic", settings.topic_transactions]
     began = time.monotonic()
     subprocess.run(generator, cwd=settings.repo_root, check=True, stdout=subprocess.DEVNULL,
