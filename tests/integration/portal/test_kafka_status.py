@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from streamflow import portal_status
 from streamflow.kafka_status import KafkaStatusHook
 from streamflow.settings import Settings, load_settings
+from tests.scratch_topics import scratch_topic
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 3
@@ -21,11 +21,8 @@ PARTITIONS = 3
 
 @pytest.fixture
 def topic(stack: Settings) -> Iterator[str]:
-    name = f"test-dlq-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap})
-    admin.create_topics([NewTopic(name, PARTITIONS, 1)])[name].result(timeout=30)
-    yield name
-    admin.delete_topics([name])[name].result(timeout=30)
+    with scratch_topic(stack, "test-dlq", PARTITIONS) as name:
+        yield name
 
 
 def transactional_producer(settings: Settings, topic: str) -> Producer:

@@ -4,16 +4,15 @@ nothing to read; a produced record is behind until the group commits its end."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from streamflow import consumer_lag
 from streamflow.kafka_access import KafkaHook
 from streamflow.settings import Settings
+from tests.scratch_topics import scratch_topic
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 3
@@ -21,11 +20,8 @@ PARTITIONS = 3
 
 @pytest.fixture
 def topic(stack: Settings) -> Iterator[str]:
-    name = f"test-lag-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap})
-    admin.create_topics([NewTopic(name, PARTITIONS, 1)])[name].result(timeout=30)
-    yield name
-    admin.delete_topics([name])[name].result(timeout=30)
+    with scratch_topic(stack, "test-lag", PARTITIONS) as name:
+        yield name
 
 
 def test_a_group_is_caught_up_exactly_when_nothing_is_left_to_read(stack: Settings, topic: str) -> None:
