@@ -1,8 +1,9 @@
 """bootstrap_pipeline — bring the whole platform to life, idempotently (manual trigger).
 
 preflight → provision (topics + bronze migrations) → deploy the three Flink jobs and wait until they
-are healthy (stable, checkpointing) → launch the generator (bounded) → wait for this run's events in
-bronze → dbt silver → gold (Cosmos, a task per model) → publish dbt docs for the lineage portal → summary.
+are healthy (stable, checkpointing), and meanwhile launch the generator (bounded: Kafka keeps its events
+until the jobs read them from their committed offsets) → wait for this run's events in bronze → dbt
+silver → gold (Cosmos, a task per model) → publish dbt docs for the lineage portal → summary.
 The runtime (local processes or Kubernetes) comes from STREAMFLOW_RUNTIME; this file never changes.
 """
 
@@ -68,5 +69,9 @@ with DAG(
                              execution_timeout=timedelta(minutes=5))
 
     preflight >> provision
-    jobs_running >> offsets_before >> generator >> offsets_after >> wait_for_bronze >> dbt_groups[0]
+    # The generator does not wait for the jobs: its events wait in Kafka (the jobs start from their
+    # committed offsets, or the earliest on a first start), so generating overlaps the deploys. Bronze is
+    # awaited only once every job is healthy and the run's range is known.
+    provision >> offsets_before >> generator >> offsets_after
+    [*jobs_running, offsets_after] >> wait_for_bronze >> dbt_groups[0]
     dbt_groups[-1] >> publish_docs >> summary
