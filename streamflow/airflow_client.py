@@ -94,6 +94,17 @@ class AirflowClient:
         )
         return str(run["dag_run_id"])
 
+    def latest_run(self, dag_id: str) -> dict[str, Any] | None:
+        """The DAG's newest run by start date, or None when it never ran (or the DAG is unknown: 404)."""
+        try:
+            body = self.get(f"/api/v2/dags/{dag_id}/dagRuns?order_by=-start_date&limit=1")
+        except AirflowApiError as error:
+            if "HTTP 404" in str(error):
+                return None
+            raise
+        runs = list(body.get("dag_runs", []))
+        return dict(runs[0]) if runs else None
+
     def run_state(self, dag_id: str, run_id: str) -> str:
         return str(self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"])
 

@@ -7,6 +7,7 @@ Examples::
     streamflow status                # services, Flink jobs, consumer lag, URLs, the Airflow admin password
     streamflow logs kafka -n 50      # tail a service log (-f to follow); flink-<job> for a Flink job
     streamflow bootstrap             # trigger bootstrap_pipeline and follow it (live task table)
+    streamflow bootstrap --if-needed # ... unless this stack already bootstrapped: then resume the jobs
     streamflow doctor                # check every part; each problem with its fix (exit 1 if any)
     streamflow psql -c 'select 1'    # psql on the warehouse (--db airflow for Airflow's metadata DB)
     streamflow kafka topics | lag | tail <topic> [-n 20] [-f]
@@ -22,9 +23,13 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from streamflow.settings import Settings, SettingsError, load_settings
 from streamflow.stack.process import ServiceError
+
+if TYPE_CHECKING:
+    from streamflow.airflow_client import AirflowClient
 
 
 def _only(args: argparse.Namespace) -> list[str] | None:
@@ -75,12 +80,36 @@ def _cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
     from streamflow.airflow_client import AirflowClient, follow_run
 
     client = AirflowClient.from_settings(settings)
+    if args.if_needed and _resumed(settings, client):
+        return 0
     run_id = client.trigger("bootstrap_pipeline")
     print(f"triggered bootstrap_pipeline run {run_id} ({settings.airflow_url}/dags/bootstrap_pipeline)", flush=True)
     if args.no_wait:
         return 0
     state = follow_run(client, "bootstrap_pipeline", run_id, timeout_s=args.timeout)
     return 0 if state == "success" else 1
+
+
+def _resumed(settings: Settings, client: AirflowClient) -> bool:
+    """`bootstrap --if-needed`: resume a pipeline this stack already bootstrapped (ADR 0014); False when
+    it was not, after saying why (then bootstrap_pipeline is triggered)."""
+    from streamflow.ops import resume
+
+    began = time.monotonic()
+    previous = resume.previous_bootstrap(settings, client)
+    if not previous.done:
+        print(f"bootstrapping: {previous.reason}", flush=True)
+        return False
+    print(f"already bootstrapped ({previous.reason}): resuming the Flink jobs from their checkpoints", flush=True)
+    try:
+        healthy = resume.resume(settings)
+    except resume.ResumeError as error:
+        print(f"error: {error}\nhint: `streamflow flink jobs` shows each job; `make bootstrap` runs "
+              "bootstrap_pipeline again (its deploy tasks redeploy a failing job)", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(f"pipeline resumed in {time.monotonic() - began:.1f} s: {', '.join(sorted(healthy))} healthy "
+          "(RUNNING, a checkpoint since the restore); `make bootstrap` runs bootstrap_pipeline again", flush=True)
+    return True
 
 
 def _cmd_prepare(settings: Settings, args: argparse.Namespace) -> int:
@@ -167,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
         func=_cmd_prepare)
     p_boot = sub.add_parser("bootstrap", help="trigger bootstrap_pipeline and follow it")
     p_boot.add_argument("--no-wait", action="store_true")
+    p_boot.add_argument("--if-needed", action="store_true",
+                        help="only if this stack has no successful bootstrap_pipeline run with a populated gold "
+                        "layer; otherwise resume the Flink jobs from their checkpoints (warm `make up`, ADR 0014)")
     p_boot.add_argument("--timeout", type=float, default=1800)
     p_boot.set_defaults(func=_cmd_bootstrap)
     sub.add_parser("doctor", help="check every part and print each problem with its fix").set_defaults(

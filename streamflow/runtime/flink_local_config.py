@@ -56,7 +56,13 @@ LOCAL_OVERRIDES: dict[str, str] = {
     "TASKMANAGER_MB_PER_EXTRA_JOB per further job (one TaskManager runs them all; ADR 0013)",
     "taskmanager.numberOfTaskSlots": "max(largest spec value, sum of the cluster's jobs' parallelism): locally one "
     "TaskManager runs every job, the operator would start one cluster per job",
+    "env.java.opts.client": "CLIENT_JVM_OPTS: locally each job is submitted by a short-lived `flink run` client JVM "
+    "(the operator has none); C1-only JIT and the serial GC halve its planner time (measured: 14 -> 7-9 s a job)",
 }
+
+#: JVM flags of the local `flink run` client. It lives ~10 s, mostly planning SQL: C2 compiles that
+#: would pay off after minutes only cost CPU here (2 cores shared with the cluster and Airflow).
+CLIENT_JVM_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 #: Configuration keys that belong to a job, not to the cluster: they go with the job's submission (its
 #: client config.yaml), never into the cluster's config.yaml. Every other key is cluster level.
@@ -240,6 +246,7 @@ def local_flink_configuration(spec: FlinkJobSpec, settings: Settings) -> dict[st
         "jobmanager.memory.process.size": f"{jobmanager_mb}m",
         "taskmanager.memory.process.size": f"{taskmanager_mb}m",
         "taskmanager.numberOfTaskSlots": str(slots),
+        "env.java.opts.client": CLIENT_JVM_OPTS,
     }
     assert set(overrides) == set(LOCAL_OVERRIDES), "every override must be documented in LOCAL_OVERRIDES"
     merged = dict(spec.flink_configuration)

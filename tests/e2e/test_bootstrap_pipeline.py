@@ -186,3 +186,34 @@ def test_rerunning_never_duplicates(first_run: dict[str, Any], client: AirflowCl
     # Same seed, same events: re-runs upsert the same keys, so counts do not grow.
     assert after["bronze"]["raw_transactions"] == before["bronze"]["raw_transactions"]
     assert after["gold"]["fct_transactions"] == before["gold"]["fct_transactions"]
+
+
+def test_warm_up_resumes_the_jobs_instead_of_bootstrapping(first_run: dict[str, Any], client: AirflowClient,
+                                                           airflow_stack: Settings) -> None:
+    """A warm `make up` (ADR 0014): with the Flink cluster stopped as `make down` stops it, `streamflow
+    bootstrap --if-needed` triggers no new run, resubmits every job from a retained checkpoint (Flink
+    reports the restore) and returns only once each is healthy by the sensors' rule."""
+    from streamflow.flink_spec import spec_for
+    from streamflow.runtime import local_jobs
+    from streamflow.runtime.flink_local_rest import job_rest_documents
+    from streamflow.runtime.health import job_health
+
+    assert first_run["state"] == "success"
+    runs_before = client.get("/api/v2/dags/bootstrap_pipeline/dagRuns?limit=100")["total_entries"]
+    ids_before = {job: job_health(job, airflow_stack).job_id for job in flink_job_keys()}
+    assert local_jobs.stop_all(airflow_stack), "the Flink cluster was not running"
+    assert {job_health(job, airflow_stack).state for job in flink_job_keys()} == {"CLUSTER_DOWN"}
+
+    done = subprocess.run([str(REPO_ROOT / "bin" / "streamflow"), "bootstrap", "--if-needed"], capture_output=True,
+                          text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "resuming the Flink jobs" in done.stdout and "pipeline resumed" in done.stdout, done.stdout
+    assert client.get("/api/v2/dags/bootstrap_pipeline/dagRuns?limit=100")["total_entries"] == runs_before
+    for job in flink_job_keys():
+        health = job_health(job, airflow_stack)
+        assert health.healthy, health.reason
+        assert health.job_id != ids_before[job]  # resubmitted, not an old reading
+        documents = job_rest_documents(spec_for(job), airflow_stack)
+        assert documents is not None
+        restored = (documents.get("checkpoints") or {}).get("latest", {}).get("restored")
+        assert restored and restored.get("external_path"), f"{job} did not restore from a checkpoint: {restored}"

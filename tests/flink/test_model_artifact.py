@@ -39,3 +39,38 @@ def test_scorer_from_artifact_uses_its_calibration():
     meta = artifact.load().metadata
     assert scorer.score_offset == meta["score_offset"] and scorer.score_scale == meta["score_scale"]
     assert scorer.scoring.threshold == 0.8 and scorer.model_version == "v1"
+
+
+def _copy_artifact(tmp_path):
+    for source in artifact.paths(artifact.ARTIFACT_DIR, "v1"):
+        shutil.copy(source, tmp_path / source.name)
+    return artifact.paths(tmp_path, "v1")
+
+
+@pytest.mark.parametrize(
+    ("alter", "message"),
+    [
+        (lambda model, meta: model.write_bytes(model.read_bytes() + b"\0"), "sha256"),
+        (lambda model, meta: model.unlink(), "model file .* missing"),
+        (lambda model, meta: meta.unlink(), "metadata .* missing"),
+        (lambda model, meta: _edit(meta, features=["amount"]), "features"),
+        (lambda model, meta: _edit(meta, sklearn_version="0.0.1"), "scikit-learn 0.0.1"),
+    ],
+    ids=["altered-model", "no-model", "no-metadata", "other-features", "other-sklearn"],
+)
+def test_verify_refuses_what_load_would_refuse_without_unpickling(tmp_path, alter, message):
+    """The job's client checks the artifact with verify() (no sklearn import); every defect it misses would
+    only show on the TaskManager, after the deploy reported success, so each must be caught here."""
+    model_path, meta_path = _copy_artifact(tmp_path)
+    assert artifact.verify(tmp_path, "v1")["version"] == "v1"
+    alter(model_path, meta_path)
+    with pytest.raises(artifact.ArtifactError, match=message):
+        artifact.verify(tmp_path, "v1")
+    with pytest.raises(artifact.ArtifactError, match=message):
+        artifact.load(tmp_path, "v1")
+
+
+def _edit(meta_path, **changes):
+    meta = json.loads(meta_path.read_text())
+    meta.update(changes)
+    meta_path.write_text(json.dumps(meta))
