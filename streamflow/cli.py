@@ -4,6 +4,7 @@ Examples::
 
     streamflow up                    # whole local stack, waits until every service is healthy
     streamflow up --only postgres,kafka
+    streamflow up --resume           # ... and a bootstrapped pipeline's Flink jobs, while Airflow starts
     streamflow status                # services, Flink jobs, consumer lag, URLs, the Airflow admin password
     streamflow logs kafka -n 50      # tail a service log (-f to follow); flink-<job> for a Flink job
     streamflow bootstrap             # trigger bootstrap_pipeline and follow it (live task table)
@@ -39,15 +40,33 @@ def _only(args: argparse.Namespace) -> list[str] | None:
 def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from streamflow.ops.stack import print_status
     from streamflow.stack import supervisor
+    from streamflow.warehouse import apply_migrations
 
     only = _only(args)
     began = time.monotonic()
+    background = None
+    if args.resume and only is None:  # ADR 0014: the jobs resume while Airflow starts
+        from streamflow.ops.resume import BackgroundResume
+
+        supervisor.up(settings, ["postgres", "kafka"])
+        apply_migrations(settings)
+        background = BackgroundResume(settings)
+        print(f"resuming the Flink jobs while Airflow starts ({background.previous.reason})" if background.started
+              else f"not resuming the Flink jobs: {background.previous.reason}", flush=True)
     supervisor.up(settings, only)
     if only is None or "postgres" in only:
-        from streamflow.warehouse import apply_migrations
-
         apply_migrations(settings)
     print(f"stack healthy in {time.monotonic() - began:.1f} s")
+    if background is not None and background.started:
+        from streamflow.ops.resume import ResumeError
+
+        try:
+            background.join()
+        except ResumeError as error:
+            print(f"error: {error}\nhint: `streamflow flink jobs` shows each job; `make bootstrap` runs "
+                  "bootstrap_pipeline again (its deploy tasks redeploy a failing job)", file=sys.stderr)
+            return 1
+        print(f"Flink jobs resumed and healthy {time.monotonic() - began:.1f} s after the start", flush=True)
     print_status(settings)
     return 0
 
@@ -107,7 +126,7 @@ def _resumed(settings: Settings, client: AirflowClient) -> bool:
         print(f"error: {error}\nhint: `streamflow flink jobs` shows each job; `make bootstrap` runs "
               "bootstrap_pipeline again (its deploy tasks redeploy a failing job)", file=sys.stderr)
         raise SystemExit(1) from None
-    print(f"pipeline resumed in {time.monotonic() - began:.1f} s: {', '.join(sorted(healthy))} healthy "
+    print(f"pipeline up in {time.monotonic() - began:.1f} s: {', '.join(sorted(healthy))} healthy "
           "(RUNNING, a checkpoint since the restore); `make bootstrap` runs bootstrap_pipeline again", flush=True)
     return True
 
@@ -180,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="start the local stack and wait until healthy")
+    p_up.add_argument("--resume", action="store_true",
+                      help="if this stack's pipeline was bootstrapped, resume its Flink jobs from their checkpoints "
+                      "while Airflow starts (warm `make up`, ADR 0014)")
     p_up.add_argument("--only", help="comma-separated services: postgres,kafka,airflow")
     p_up.set_defaults(func=_cmd_up)
     p_down = sub.add_parser("down", help="stop the local stack (and local Flink jobs)")

@@ -190,25 +190,30 @@ def test_rerunning_never_duplicates(first_run: dict[str, Any], client: AirflowCl
 
 def test_warm_up_resumes_the_jobs_instead_of_bootstrapping(first_run: dict[str, Any], client: AirflowClient,
                                                            airflow_stack: Settings) -> None:
-    """A warm `make up` (ADR 0014): with the Flink cluster stopped as `make down` stops it, `streamflow
-    bootstrap --if-needed` triggers no new run, resubmits every job from a retained checkpoint (Flink
-    reports the restore) and returns only once each is healthy by the sensors' rule."""
+    """A warm `make up` (ADR 0014): with the Flink cluster stopped as `make down` stops it, `streamflow up
+    --resume` resubmits every job from a retained checkpoint (Flink reports the restore) and returns only
+    once each is healthy by the sensors' rule; `bootstrap --if-needed` then triggers no new run."""
     from streamflow.flink_spec import spec_for
+    from streamflow.ops.resume import MetadataDbRuns
     from streamflow.runtime import local_jobs
     from streamflow.runtime.flink_local_rest import job_rest_documents
     from streamflow.runtime.health import job_health
 
     assert first_run["state"] == "success"
+    # The early decision reads Airflow's metadata DB; it must see what the API sees.
+    from_api = client.latest_run("bootstrap_pipeline")
+    from_db = MetadataDbRuns(airflow_stack).latest_run("bootstrap_pipeline")
+    assert from_api and from_db and (from_db["dag_run_id"], from_db["state"]) == (from_api["dag_run_id"], "success")
     runs_before = client.get("/api/v2/dags/bootstrap_pipeline/dagRuns?limit=100")["total_entries"]
     ids_before = {job: job_health(job, airflow_stack).job_id for job in flink_job_keys()}
     assert local_jobs.stop_all(airflow_stack), "the Flink cluster was not running"
     assert {job_health(job, airflow_stack).state for job in flink_job_keys()} == {"CLUSTER_DOWN"}
 
-    done = subprocess.run([str(REPO_ROOT / "bin" / "streamflow"), "bootstrap", "--if-needed"], capture_output=True,
-                          text=True, timeout=900, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "resuming the Flink jobs" in done.stdout and "pipeline resumed" in done.stdout, done.stdout
-    assert client.get("/api/v2/dags/bootstrap_pipeline/dagRuns?limit=100")["total_entries"] == runs_before
+    streamflow = str(REPO_ROOT / "bin" / "streamflow")
+    up = subprocess.run([streamflow, "up", "--resume"], capture_output=True, text=True, timeout=900, check=False)
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    assert "resuming the Flink jobs while Airflow starts" in up.stdout, up.stdout
+    assert "Flink jobs resumed and healthy" in up.stdout, up.stdout
     for job in flink_job_keys():
         health = job_health(job, airflow_stack)
         assert health.healthy, health.reason
@@ -217,3 +222,9 @@ def test_warm_up_resumes_the_jobs_instead_of_bootstrapping(first_run: dict[str, 
         assert documents is not None
         restored = (documents.get("checkpoints") or {}).get("latest", {}).get("restored")
         assert restored and restored.get("external_path"), f"{job} did not restore from a checkpoint: {restored}"
+
+    again = subprocess.run([streamflow, "bootstrap", "--if-needed"], capture_output=True, text=True, timeout=900,
+                           check=False)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "already bootstrapped" in again.stdout and "pipeline up in" in again.stdout, again.stdout
+    assert client.get("/api/v2/dags/bootstrap_pipeline/dagRuns?limit=100")["total_entries"] == runs_before
