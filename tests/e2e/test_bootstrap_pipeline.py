@@ -195,7 +195,7 @@ def test_warm_up_resumes_the_jobs_instead_of_bootstrapping(first_run: dict[str, 
     once each is healthy by the sensors' rule; `bootstrap --if-needed` then triggers no new run."""
     from streamflow.flink_spec import spec_for
     from streamflow.ops.resume import MetadataDbRuns
-    from streamflow.runtime import local_jobs
+    from streamflow.runtime import flink_local
     from streamflow.runtime.flink_local_rest import job_rest_documents
     from streamflow.runtime.health import job_health
 
@@ -206,7 +206,7 @@ def test_warm_up_resumes_the_jobs_instead_of_bootstrapping(first_run: dict[str, 
     assert from_api and from_db and (from_db["dag_run_id"], from_db["state"]) == (from_api["dag_run_id"], "success")
     runs_before = client.get("/api/v2/dags/bootstrap_pipeline/dagRuns?limit=100")["total_entries"]
     ids_before = {job: job_health(job, airflow_stack).job_id for job in flink_job_keys()}
-    assert local_jobs.stop_all(airflow_stack), "the Flink cluster was not running"
+    assert flink_local.stop_all(airflow_stack), "the Flink cluster was not running"  # what `make down` does
     assert {job_health(job, airflow_stack).state for job in flink_job_keys()} == {"CLUSTER_DOWN"}
 
     streamflow = str(REPO_ROOT / "bin" / "streamflow")
