@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from streamflow.settings import Settings, SettingsError, load_settings
+from streamflow.settings import Runtime, Settings, SettingsError, load_settings
 from streamflow.stack.process import ServiceError
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     only = _only(args)
     began = time.monotonic()
     background = None
-    if args.resume and only is None:  # ADR 0014: the jobs resume while Airflow starts
+    if args.resume and only is None and settings.runtime is Runtime.LOCAL:  # ADR 0014: jobs resume as Airflow starts
         from streamflow.ops.resume import BackgroundResume
 
         supervisor.up(settings, ["postgres", "kafka"])

@@ -121,16 +121,18 @@ def wait_healthy(settings: Settings, jobs: list[str], timeout_s: float, poll_s: 
 
 def resume(settings: Settings, timeout_s: float = 300.0) -> dict[str, JobHealth]:
     """Deploy every job of the catalog through the local runtime (each from its latest retained
-    checkpoint; a job already running is left alone), then wait until all are healthy."""
+    checkpoint; a job already running is left alone), then wait until all are healthy. On Kubernetes
+    the operator restores the FlinkDeployments: only the wait."""
     from streamflow.catalog import flink_job_keys
     from streamflow.runtime.flink_local import deploy_all
     from streamflow.runtime.flink_local_config import FlinkJobError
     from streamflow.runtime.flink_local_lifecycle import JobHandle
 
-    if settings.runtime is not Runtime.LOCAL:
-        raise ResumeError(f"resuming is for the local runtime; on {settings.runtime.value} the Flink operator "
-                          "restores the FlinkDeployments itself")
+    jobs = list(flink_job_keys())
     began = time.monotonic()
+    if settings.runtime is not Runtime.LOCAL:
+        # The Flink operator restores its FlinkDeployments by itself: nothing to submit, only to watch.
+        return wait_healthy(settings, jobs, timeout_s)
 
     def deployed(handle: JobHandle) -> None:
         print(f"  {handle.name:<22} {handle.state:<8} {handle.job_id}  ({time.monotonic() - began:.0f} s)", flush=True)
@@ -139,7 +141,6 @@ def resume(settings: Settings, timeout_s: float = 300.0) -> dict[str, JobHealth]
         deploy_all(settings, on_deployed=deployed)
     except FlinkJobError as error:
         raise ResumeError(str(error)) from None
-    jobs = list(flink_job_keys())
     remaining = max(30.0, timeout_s - (time.monotonic() - began))
     return wait_healthy(settings, jobs, remaining)
 

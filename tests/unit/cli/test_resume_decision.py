@@ -59,3 +59,19 @@ def test_other_api_errors_are_not_read_as_never_ran() -> None:
 
     with pytest.raises(AirflowApiError, match="500"):
         resume.previous_bootstrap(load_settings(), Broken(None))
+
+
+def test_on_kubernetes_resume_only_waits(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """Never submit a job the operator owns: on Kubernetes resume() only watches health."""
+    from streamflow.runtime import flink_local
+    settings = load_settings(state_dir=tmp_path, runtime="kubernetes", kafka_bootstrap_servers="kafka.invalid:9092",
+                             postgres_password="unused")
+
+    def no_deploy(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("deploy_all called on Kubernetes")
+
+    watched: list[list[str]] = []
+    monkeypatch.setattr(flink_local, "deploy_all", no_deploy)
+    monkeypatch.setattr(resume, "wait_healthy", lambda s, jobs, timeout_s: watched.append(jobs) or {})
+    assert resume.resume(settings) == {}
+    assert watched and set(watched[0]) == {"transaction_processor", "fraud_detector", "realtime_aggregator"}
