@@ -65,7 +65,7 @@ def test_on_kubernetes_resume_only_waits(monkeypatch: pytest.MonkeyPatch, tmp_pa
     """Never submit a job the operator owns: on Kubernetes resume() only watches health."""
     from streamflow.runtime import flink_local
     settings = load_settings(state_dir=tmp_path, runtime="kubernetes", kafka_bootstrap_servers="kafka.invalid:9092",
-                             postgres_password="unused")
+                             postgres_password="x")
 
     def no_deploy(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("deploy_all called on Kubernetes")
