@@ -63,8 +63,7 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         try:
             background.join()
         except ResumeError as error:
-            print(f"error: {error}\nhint: `streamflow flink jobs` shows each job; `make bootstrap` runs "
-                  "bootstrap_pipeline again (its deploy tasks redeploy a failing job)", file=sys.stderr)
+            print(f"error: {error}\n{ResumeError.HINT}", file=sys.stderr)
             return 1
         print(f"Flink jobs resumed and healthy {time.monotonic() - began:.1f} s after the start", flush=True)
     print_status(settings)
@@ -123,8 +122,7 @@ def _resumed(settings: Settings, client: AirflowClient) -> bool:
     try:
         healthy = resume.resume(settings)
     except resume.ResumeError as error:
-        print(f"error: {error}\nhint: `streamflow flink jobs` shows each job; `make bootstrap` runs "
-              "bootstrap_pipeline again (its deploy tasks redeploy a failing job)", file=sys.stderr)
+        print(f"error: {error}\n{resume.ResumeError.HINT}", file=sys.stderr)
         raise SystemExit(1) from None
     print(f"pipeline up in {time.monotonic() - began:.1f} s: {', '.join(sorted(healthy))} healthy "
           "(RUNNING, a checkpoint since the restore); `make bootstrap` runs bootstrap_pipeline again", flush=True)

@@ -96,6 +96,10 @@ class MetadataDbRuns:
 class ResumeError(RuntimeError):
     """A job could not be resumed, or did not become healthy; the message names it and why."""
 
+    #: What to do next; printed after the error by both commands that resume (`up --resume`, `bootstrap --if-needed`).
+    HINT = ("hint: `streamflow flink jobs` shows each job; `make bootstrap` runs bootstrap_pipeline again "
+            "(its deploy tasks redeploy a failing job)")
+
 
 def wait_healthy(settings: Settings, jobs: list[str], timeout_s: float, poll_s: float = 2.0) -> dict[str, JobHealth]:
     """Poll every job until each is healthy by the sensors' rule; raise naming those that are not.
@@ -156,18 +160,15 @@ class BackgroundResume:
         self.settings = settings
         self.previous = previous_bootstrap(settings, MetadataDbRuns(settings))
         self.error: Exception | None = None
-        self.seconds = 0.0
         self._thread = threading.Thread(target=self._run, name="resume-flink-jobs", daemon=True)
         if self.previous.done:
             self._thread.start()
 
     def _run(self) -> None:
-        began = time.monotonic()
         try:
             resume(self.settings)
         except Exception as error:  # reported by join(), in the main thread
             self.error = error
-        self.seconds = time.monotonic() - began
 
     @property
     def started(self) -> bool:
