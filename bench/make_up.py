@@ -213,6 +213,7 @@ def run() -> list[dict[str, Any]]:
     finally:
         subprocess.run(["make", "down"], cwd=clone, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        check=False, timeout=600)
-        if complete:
-            shutil.rmtree(clone, ignore_errors=True)  # kept (with its logs) when something failed
+        if complete:  # kept (with its logs) when something failed; the log always stays
+            for part in (clone, work / "m2", work / "npm"):
+                shutil.rmtree(part, ignore_errors=True)
     return figures

@@ -5,6 +5,7 @@ client config dir, and the environments the processes start with."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from streamflow.flink_spec import FlinkJobSpec
@@ -47,7 +48,8 @@ def prepare_cluster_dir(spec: FlinkJobSpec, settings: Settings) -> ClusterLayout
     the files it started with) and create the spec's job dirs."""
     paths = layout(spec, settings)
     home = pyflink_home(settings)
-    for directory in (paths.lib_dir, paths.cluster_log_dir, paths.log_dir, paths.checkpoints_dir,
+    shutil.rmtree(paths.tmp_dir, ignore_errors=True)  # the previous processes' working dirs: nothing reads them
+    for directory in (paths.tmp_dir, paths.lib_dir, paths.cluster_log_dir, paths.log_dir, paths.checkpoints_dir,
                       paths.savepoints_dir):
         directory.mkdir(parents=True, exist_ok=True)
     _write_conf_dir(paths.cluster_conf_dir, cluster_configuration(spec, settings), settings)
@@ -72,23 +74,30 @@ def prepare_client_dir(spec: FlinkJobSpec, settings: Settings) -> ClusterLayout:
     """Write the job's client config dir: the cluster's address plus the job's own job-level options
     (checkpoint dir, state backend, restart strategy...), which ``flink run`` puts into the job."""
     paths = layout(spec, settings)
-    for directory in (paths.log_dir, paths.checkpoints_dir, paths.savepoints_dir):
+    for directory in (paths.tmp_dir, paths.log_dir, paths.checkpoints_dir, paths.savepoints_dir):
         directory.mkdir(parents=True, exist_ok=True)
     _write_conf_dir(paths.conf_dir, client_configuration(spec, settings), settings)
     return paths
 
 
-def _flink_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLINK_", "PYFLINK_", "VIRTUAL_ENV"))}
+def _flink_env(settings: Settings, paths: ClusterLayout) -> dict[str, str]:
+    """The env every Flink process of the cluster starts with (JVMs and the Python they launch).
+
+    Their temporary files go to the cluster's ``tmp_dir``: ``io.tmp.dirs`` covers Flink's own, but the
+    JVM (RPC and planner jars, native libraries, web uploads) and Python (job archives) use the system
+    temp dir, which would keep every run's files in /tmp after the processes end."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("FLINK_", "PYFLINK_", "VIRTUAL_ENV", "JVM_ARGS"))}
     venv_bin = flink_venv_python(settings).parent
-    env.update({"PATH": f"{venv_bin}:{env.get('PATH', '/usr/bin:/bin')}", "TZ": "UTC"})
+    env.update({"PATH": f"{venv_bin}:{env.get('PATH', '/usr/bin:/bin')}", "TZ": "UTC",
+                "TMPDIR": str(paths.tmp_dir), "JVM_ARGS": f"-Djava.io.tmpdir={paths.tmp_dir}"})
     return env
 
 
 def cluster_process_env(spec: FlinkJobSpec, settings: Settings, paths: ClusterLayout) -> dict[str, str]:
     """JobManager/TaskManager env: the cluster's dirs and every member spec's container env
     (:func:`~streamflow.runtime.flink_local_config.cluster_env`)."""
-    env = _flink_env(settings)
+    env = _flink_env(settings, paths)
     env.update({"FLINK_CONF_DIR": str(paths.cluster_conf_dir), "FLINK_LIB_DIR": str(paths.lib_dir),
                 "FLINK_LOG_DIR": str(paths.cluster_log_dir), "FLINK_PID_DIR": str(paths.cluster_root)})
     env.update(cluster_env(spec, settings))
@@ -98,7 +107,7 @@ def cluster_process_env(spec: FlinkJobSpec, settings: Settings, paths: ClusterLa
 def process_env(spec: FlinkJobSpec, settings: Settings, paths: ClusterLayout) -> dict[str, str]:
     """The job's ``flink run`` env: its client config dir and its own container env (the job's client
     reads endpoints and credentials from it while it builds the job graph)."""
-    env = _flink_env(settings)
+    env = _flink_env(settings, paths)
     env.update({"FLINK_CONF_DIR": str(paths.conf_dir), "FLINK_LIB_DIR": str(paths.lib_dir),
                 "FLINK_LOG_DIR": str(paths.log_dir), "FLINK_PID_DIR": str(paths.root)})
     env.update(local_job_env(spec, settings))

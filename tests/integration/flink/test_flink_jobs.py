@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -239,3 +240,22 @@ def test_metrics_windows_have_the_expected_counts(produced, warehouse_dsn: str):
     seen: dict[tuple[float, str], tuple[int, Decimal]] = {}
     poll_until(rows, timeout_s=90)
     assert seen == want  # on failure, pytest shows the windows the aggregator did write
+
+
+#: Names Flink and PyFlink give their temporary files and dirs (working dirs, blobs, RPC/planner jars,
+#: native libraries, web uploads, python archives, JAAS files): none may appear in /tmp.
+FLINK_TMP_PREFIXES = ("jm_", "tm_", "flink-", "blobStore-", "python-dist-", "executionGraphStore-", "liblz4-java-",
+                      "jaas-", "pyflink")
+
+
+def test_flink_keeps_its_temporary_files_under_the_state_dir(produced, flink_jobs: Settings):
+    """After the cluster started and ran the jobs over real events, /tmp holds nothing of it (it used to
+    keep every run's working dirs: 7 GB in a day) and the state dir's tmp_dir holds its files."""
+    from streamflow.runtime import flink_local_config
+
+    paths = flink_local_config.layout(load_all()[JOBS[0]], flink_jobs)
+    since = paths.jobmanager_pid.path.stat().st_mtime - 1
+    leaked = sorted(entry.name for entry in Path("/tmp").iterdir()
+                    if entry.name.startswith(FLINK_TMP_PREFIXES) and entry.lstat().st_mtime >= since)
+    assert not leaked, f"the local Flink cluster left files in /tmp: {leaked[:10]}"
+    assert any(entry.name.startswith("tm_") for entry in paths.tmp_dir.iterdir()), list(paths.tmp_dir.iterdir())

@@ -65,6 +65,25 @@ def test_jobs_share_the_cluster_files_and_keep_their_own(settings) -> None:
     assert all(p.conf_dir != p.cluster_conf_dir for p in paths)
 
 
+def test_every_flink_process_keeps_its_temporary_files_under_the_state_dir(settings, monkeypatch) -> None:
+    """Flink's io.tmp.dirs, the JVMs' java.io.tmpdir and Python's TMPDIR: all the cluster's tmp_dir, for the
+    cluster's processes and each job's client (the system /tmp kept every run's files: 7 GB in a day)."""
+    from streamflow.runtime import flink_local_files
+
+    monkeypatch.setenv("JVM_ARGS", "-Djava.io.tmpdir=/tmp")  # a caller's own value must not win
+    specs = [load_all()[name] for name in JOBS]
+    paths = flink_local_config.layout(specs[0], settings)
+    assert paths.tmp_dir.is_relative_to(settings.state_dir)
+    envs = [flink_local_files.cluster_process_env(specs[0], settings, paths)]
+    envs += [flink_local_files.process_env(spec, settings, flink_local_config.layout(spec, settings))
+             for spec in specs]
+    for env in envs:
+        assert env["TMPDIR"] == str(paths.tmp_dir)
+        assert env["JVM_ARGS"].split() == [f"-Djava.io.tmpdir={paths.tmp_dir}"]
+    for spec in specs:
+        assert flink_local_config.client_configuration(spec, settings)["io.tmp.dirs"] == str(paths.tmp_dir)
+
+
 def test_slots_and_memory_follow_the_documented_rule(settings) -> None:
     specs = [load_all()[name] for name in JOBS]
     config = flink_local_config.cluster_configuration(specs[0], settings)
