@@ -38,35 +38,58 @@ def _only(args: argparse.Namespace) -> list[str] | None:
 
 
 def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    """Start the stack. A whole local start also starts the Flink session cluster at once, in a thread
+    (it needs neither PostgreSQL nor Kafka), and `--resume` resumes a bootstrapped pipeline's jobs on it
+    while Airflow starts (ADR 0014): on 2 cores these overlap instead of queueing."""
+    from streamflow.ops.background import Background
     from streamflow.ops.stack import print_status
     from streamflow.stack import supervisor
     from streamflow.warehouse import apply_migrations
 
     only = _only(args)
     began = time.monotonic()
-    background = None
-    if args.resume and only is None and settings.runtime is Runtime.LOCAL:  # ADR 0014: jobs resume as Airflow starts
-        from streamflow.ops.resume import BackgroundResume
+    whole_local = only is None and settings.runtime is Runtime.LOCAL
+    cluster: Background[str] | None = None
+    resuming: Background[object] | None = None
+    if whole_local:
+        from streamflow.runtime.flink_local import start_shared_cluster
+
+        cluster = Background("flink-cluster", lambda: start_shared_cluster(settings))
+    if args.resume and whole_local:
+        from streamflow.ops.resume import MetadataDbRuns, previous_bootstrap, resume
 
         supervisor.up(settings, ["postgres", "kafka"])
         apply_migrations(settings)
-        background = BackgroundResume(settings)
-        print(f"resuming the Flink jobs while Airflow starts ({background.previous.reason})" if background.started
-              else f"not resuming the Flink jobs: {background.previous.reason}", flush=True)
+        previous = previous_bootstrap(settings, MetadataDbRuns(settings))
+        if previous.done:
+            print(f"resuming the Flink jobs while Airflow starts ({previous.reason})", flush=True)
+            resuming = Background("resume-flink-jobs", lambda: resume(settings))
+        else:
+            print(f"not resuming the Flink jobs: {previous.reason}", flush=True)
     supervisor.up(settings, only)
     if only is None or "postgres" in only:
         apply_migrations(settings)
     print(f"stack healthy in {time.monotonic() - began:.1f} s")
-    if background is not None and background.started:
+    if cluster is not None:
+        try:
+            url = cluster.result()
+        except Exception as error:  # any cause: reported with the fix, not a traceback
+            print(f"error: the Flink session cluster did not start: {error}\n"
+                  "fix: read the logs it names; free the ports it names or `streamflow down`, then start again",
+                  file=sys.stderr)
+            return 1
+        print(f"flink session cluster ready {time.monotonic() - began:.1f} s after the start: {url}", flush=True)
+    if resuming is not None:
         from streamflow.ops.resume import ResumeError
 
         try:
-            background.join()
-        except ResumeError as error:
+            resuming.result()
+        except Exception as error:  # reported with the fix, not a traceback
             print(f"error: {error}\n{ResumeError.HINT}", file=sys.stderr)
             return 1
         print(f"Flink jobs resumed and healthy {time.monotonic() - began:.1f} s after the start", flush=True)
-    print_status(settings)
+    if not args.no_status:
+        print_status(settings)
     return 0
 
 
@@ -201,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="if this stack's pipeline was bootstrapped, resume its Flink jobs from their checkpoints "
                       "while Airflow starts (warm `make up`, ADR 0014)")
     p_up.add_argument("--only", help="comma-separated services: postgres,kafka,airflow")
+    p_up.add_argument("--no-status", action="store_true",
+                      help="skip the status table at the end (`make up` prints it once, after the pipeline step)")
     p_up.set_defaults(func=_cmd_up)
     p_down = sub.add_parser("down", help="stop the local stack (and local Flink jobs)")
     p_down.add_argument("--only", help="comma-separated services")

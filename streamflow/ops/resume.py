@@ -147,37 +147,3 @@ def resume(settings: Settings, timeout_s: float = 300.0) -> dict[str, JobHealth]
         raise ResumeError(str(error)) from None
     remaining = max(30.0, timeout_s - (time.monotonic() - began))
     return wait_healthy(settings, jobs, remaining)
-
-
-class BackgroundResume:
-    """:func:`resume` in a thread, started once PostgreSQL and Kafka are up, while Airflow starts
-    (`streamflow up --resume`, warm `make up`): the jobs' submissions overlap Airflow's start instead of
-    following it. :meth:`join` returns the outcome; nothing is started for a stack not bootstrapped."""
-
-    def __init__(self, settings: Settings) -> None:
-        import threading
-
-        self.settings = settings
-        self.previous = previous_bootstrap(settings, MetadataDbRuns(settings))
-        self.error: Exception | None = None
-        self._thread = threading.Thread(target=self._run, name="resume-flink-jobs", daemon=True)
-        if self.previous.done:
-            self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            resume(self.settings)
-        except Exception as error:  # reported by join(), in the main thread
-            self.error = error
-
-    @property
-    def started(self) -> bool:
-        return self.previous.done
-
-    def join(self) -> None:
-        """Wait for the resume; raise :class:`ResumeError` if it failed."""
-        if not self.started:
-            return
-        self._thread.join()
-        if self.error is not None:
-            raise ResumeError(str(self.error)) from self.error

@@ -81,9 +81,10 @@ def cluster_lock(paths: ClusterLayout) -> Iterator[None]:
 def start_cluster(spec: FlinkJobSpec, settings: Settings, timeout_s: float | None = None) -> ClusterLayout:
     """Start the JobManager and TaskManager of the spec's cluster (no-op for the parts already running).
 
-    The catalog's jobs share one cluster: the first deploy starts it, concurrent ones wait on the lock
-    and find it running. Its configuration and env are merged from every catalog spec and checked
-    first (a conflicting cluster-level key or env variable fails here, naming both specs). Waits
+    The catalog's jobs share one cluster: `streamflow up` starts it with the stack (ADR 0014), else the
+    first deploy does; concurrent callers wait on the lock and find it running. Its configuration and
+    env are merged from every catalog spec and checked first (a conflicting cluster-level key or env
+    variable fails here, naming both specs). Waits
     ``timeout_s``, by default ``STREAMFLOW_SERVICE_START_TIMEOUT_S`` (at least 90 s).
     """
     timeout_s = timeout_s if timeout_s is not None else max(90.0, float(settings.service_start_timeout_s))
