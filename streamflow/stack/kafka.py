@@ -57,6 +57,12 @@ class KafkaService(Service):
         return self.base / "data"
 
     @property
+    def tmp_dir(self) -> Path:
+        """The JVM's temp dir (native libraries it unpacks, e.g. lz4): under the state dir, not /tmp,
+        where a killed broker would leave them behind."""
+        return self.base / "tmp"
+
+    @property
     def classpath(self) -> str:
         jars = self.settings.jars_dir / "kafka"
         if not any(jars.glob("kafka_2.13-*.jar")):
@@ -72,6 +78,7 @@ class KafkaService(Service):
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true",
+            f"-Djava.io.tmpdir={self.tmp_dir}",
             f"-Dlog4j2.configurationFile={log4j}",
             f"-Dkafka.logs.dir={self.settings.logs_dir}",
             "-cp",
@@ -114,6 +121,7 @@ class KafkaService(Service):
 
     def prepare(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(exist_ok=True)
         self.config_file.write_text(self.render_config())
         if (self.data_dir / "meta.properties").exists():
             return

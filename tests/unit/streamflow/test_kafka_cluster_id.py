@@ -37,3 +37,15 @@ def test_any_kept_id_is_one_argument_with_its_option(cluster_id: str) -> None:
     assert f"--cluster-id={cluster_id}" in args
     assert cluster_id not in args  # never a bare token that could be parsed as an option
     assert "--config=/state/kafka/server.properties" in args
+
+
+def test_the_broker_and_its_tools_keep_their_temp_files_under_the_state_dir(tmp_path: Path, monkeypatch) -> None:
+    """The JVM unpacks native libraries (lz4) into java.io.tmpdir; a killed broker left them in /tmp."""
+    from streamflow.settings import load_settings
+    from streamflow.stack.kafka import KafkaService
+
+    kafka = KafkaService(load_settings(state_dir=tmp_path / "state"))
+    monkeypatch.setattr(KafkaService, "classpath", property(lambda self: "/jars/*"))
+    for argv in (kafka._java("kafka.Kafka", "server.properties"), kafka._java("kafka.tools.StorageTool")):
+        tmp = [a.split("=", 1)[1] for a in argv if a.startswith("-Djava.io.tmpdir=")]
+        assert tmp == [str(kafka.tmp_dir)] and kafka.tmp_dir.is_relative_to(tmp_path / "state")
