@@ -203,8 +203,8 @@ def run() -> list[dict[str, Any]]:
         figures.append({"figure": "warm `make up` (after `make down`, everything installed)", "value": round(warm, 1),
                         "unit": "s", "goal": "<= 90", "phases_s": {k: round(v, 1) for k, v in warm_phases.items()},
                         "notes": f"`make down` took {down:.1f} s; the stack starts and the three Flink jobs resume "
-                        "from their checkpoints (while Airflow starts) until healthy (ADR 0014; no second "
-                        "bootstrap_pipeline run); gold "
+                        "from their checkpoints (Airflow starts once they are submitted) until healthy "
+                        "(ADR 0014; no second bootstrap_pipeline run); gold "
                         f"still {warm_gold['fct_transactions']:,} rows"})
         for name in ("setup", "stack", "bootstrap"):
             figures.append({"figure": f"warm `make up`: {name}", "value": round(warm_phases[name], 1), "unit": "s",

@@ -4,7 +4,7 @@ Examples::
 
     streamflow up                    # whole local stack, waits until every service is healthy
     streamflow up --only postgres,kafka
-    streamflow up --resume           # ... and a bootstrapped pipeline's Flink jobs, while Airflow starts
+    streamflow up --resume           # ... and a bootstrapped pipeline's Flink jobs (Airflow after their submission)
     streamflow status                # services, Flink jobs, consumer lag, URLs, the Airflow admin password
     streamflow logs kafka -n 50      # tail a service log (-f to follow); flink-<job> for a Flink job
     streamflow bootstrap             # trigger bootstrap_pipeline and follow it (live task table)
@@ -39,8 +39,9 @@ def _only(args: argparse.Namespace) -> list[str] | None:
 
 def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     """Start the stack. A whole local start also starts the Flink session cluster at once, in a thread
-    (it needs neither PostgreSQL nor Kafka), and `--resume` resumes a bootstrapped pipeline's jobs on it
-    while Airflow starts (ADR 0014): on 2 cores these overlap instead of queueing."""
+    (it needs neither PostgreSQL nor Kafka), and `--resume` resumes a bootstrapped pipeline's jobs on it:
+    Airflow starts once their `flink run` clients are done, and fills the wait for their restore and
+    stable window (ADR 0014): on 2 cores the idle waits overlap the CPU work instead of queueing."""
     from streamflow.ops.background import Background
     from streamflow.ops.stack import print_status
     from streamflow.stack import supervisor
@@ -62,8 +63,14 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         apply_migrations(settings)
         previous = previous_bootstrap(settings, MetadataDbRuns(settings))
         if previous.done:
-            print(f"resuming the Flink jobs while Airflow starts ({previous.reason})", flush=True)
-            resuming = Background("resume-flink-jobs", lambda: resume(settings))
+            import threading
+
+            print(f"resuming the Flink jobs; Airflow starts once they are submitted ({previous.reason})", flush=True)
+            submitted = threading.Event()
+            resuming = Background("resume-flink-jobs", lambda: resume(settings, on_submitted=submitted.set))
+            # Airflow's start fills the jobs' restore and stable window, not their clients' CPU (ADR 0014).
+            while not submitted.wait(0.5) and not resuming.done:
+                pass
         else:
             print(f"not resuming the Flink jobs: {previous.reason}", flush=True)
     supervisor.up(settings, only)
@@ -222,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_up = sub.add_parser("up", help="start the local stack and wait until healthy")
     p_up.add_argument("--resume", action="store_true",
                       help="if this stack's pipeline was bootstrapped, resume its Flink jobs from their checkpoints "
-                      "while Airflow starts (warm `make up`, ADR 0014)")
+                      "before Airflow starts, which then overlaps their restore (warm `make up`, ADR 0014)")
     p_up.add_argument("--only", help="comma-separated services: postgres,kafka,airflow")
     p_up.add_argument("--no-status", action="store_true",
                       help="skip the status table at the end (`make up` prints it once, after the pipeline step)")

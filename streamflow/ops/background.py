@@ -28,6 +28,10 @@ class Background(Generic[T]):
         except BaseException as error:  # re-raised by result(), in the caller's thread
             self._error = error
 
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
     def result(self) -> T:
         self._thread.join()
         if self._error is not None:

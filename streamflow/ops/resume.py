@@ -20,6 +20,7 @@ is triggered as on a fresh state folder.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -77,7 +78,7 @@ def previous_bootstrap(settings: Settings, client: RunReader) -> PreviousBootstr
 class MetadataDbRuns:
     """The same question answered from Airflow's metadata database (the ``dag_run`` table, on the stack's
     own PostgreSQL): it can be asked as soon as PostgreSQL is up, before Airflow's API is, so a warm
-    `streamflow up --resume` starts the Flink jobs while Airflow starts. Ordered like the API's
+    `streamflow up --resume` submits the Flink jobs before Airflow starts. Ordered like the API's
     ``order_by=-start_date`` on PostgreSQL (a queued run, no start date yet, first)."""
 
     def __init__(self, settings: Settings) -> None:
@@ -123,10 +124,12 @@ def wait_healthy(settings: Settings, jobs: list[str], timeout_s: float, poll_s: 
         time.sleep(poll_s)
 
 
-def resume(settings: Settings, timeout_s: float = 300.0) -> dict[str, JobHealth]:
+def resume(settings: Settings, timeout_s: float = 300.0,
+           on_submitted: Callable[[], None] | None = None) -> dict[str, JobHealth]:
     """Deploy every job of the catalog through the local runtime (each from its latest retained
     checkpoint; a job already running is left alone), then wait until all are healthy. On Kubernetes
-    the operator restores the FlinkDeployments: only the wait."""
+    the operator restores the FlinkDeployments: only the wait. ``on_submitted``: called once every job
+    is on the cluster (nothing is submitted on Kubernetes: at once)."""
     from streamflow.catalog import flink_job_keys
     from streamflow.runtime.flink_local import deploy_all
     from streamflow.runtime.flink_local_config import FlinkJobError
@@ -136,13 +139,15 @@ def resume(settings: Settings, timeout_s: float = 300.0) -> dict[str, JobHealth]
     began = time.monotonic()
     if settings.runtime is not Runtime.LOCAL:
         # The Flink operator restores its FlinkDeployments by itself: nothing to submit, only to watch.
+        if on_submitted is not None:
+            on_submitted()
         return wait_healthy(settings, jobs, timeout_s)
 
     def deployed(handle: JobHandle) -> None:
         print(f"  {handle.name:<22} {handle.state:<8} {handle.job_id}  ({time.monotonic() - began:.0f} s)", flush=True)
 
     try:
-        deploy_all(settings, on_deployed=deployed)
+        deploy_all(settings, on_deployed=deployed, on_submitted=on_submitted)
     except FlinkJobError as error:
         raise ResumeError(str(error)) from None
     remaining = max(30.0, timeout_s - (time.monotonic() - began))

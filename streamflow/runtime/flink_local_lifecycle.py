@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -253,7 +253,7 @@ def restart_cluster(spec: FlinkJobSpec, settings: Settings) -> ClusterLayout:
 
 
 def deploy(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 240.0,
-           submit_timeout_s: float = 900.0) -> JobHandle:
+           submit_timeout_s: float = 900.0, on_submitted: Callable[[], None] | None = None) -> JobHandle:
     """Idempotent: start the (shared) cluster if needed, submit the spec's job unless it is already
     active, wait RUNNING. Other jobs on the cluster are neither read nor touched.
 
@@ -261,7 +261,8 @@ def deploy(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 240.0,
     :func:`streamflow.flink_health.needs_redeploy`) on a whole cluster is cancelled and resubmitted
     (:func:`redeploy`): re-running bootstrap_pipeline is how a user recovers a job, and "already
     deployed" must not hide a restart loop. When this call had to start a lost JobManager or
-    TaskManager, the job is left to Flink's own recovery on the new process.
+    TaskManager, the job is left to Flink's own recovery on the new process. ``on_submitted`` is called
+    once the job is on the cluster (submitted, or found active), before the wait for RUNNING.
     """
     from streamflow.flink_health import needs_redeploy
     from streamflow.runtime.health import local_health
@@ -286,6 +287,8 @@ def deploy(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 240.0,
         if jobs:
             log.warning("flink job not active, resubmitting", job=spec.name, states=[j.get("state") for j in jobs])
         job_id = submit(spec, settings, timeout_s=submit_timeout_s)
+    if on_submitted is not None:
+        on_submitted()
     state = wait_running(spec, settings, job_id, timeout_s=timeout_s, restarts_before=restarts_before)
     log.info("flink job running", job=spec.name, job_id=job_id, rest=rest_url(spec, settings))
     return JobHandle(spec.name, job_id, rest_url(spec, settings), state, paths.log_dir)

@@ -212,7 +212,7 @@ def test_warm_up_resumes_the_jobs_instead_of_bootstrapping(first_run: dict[str, 
     streamflow = str(REPO_ROOT / "bin" / "streamflow")
     up = subprocess.run([streamflow, "up", "--resume"], capture_output=True, text=True, timeout=900, check=False)
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
-    assert "resuming the Flink jobs while Airflow starts" in up.stdout, up.stdout
+    assert "resuming the Flink jobs; Airflow starts once they are submitted" in up.stdout, up.stdout
     assert "Flink jobs resumed and healthy" in up.stdout, up.stdout
     for job in flink_job_keys():
         health = job_health(job, airflow_stack)
