@@ -25,7 +25,7 @@ setup-test: setup ## also install what the tests need (dev venv, kustomize/CRDs,
 	@bash scripts/setup_test_tools.sh
 
 up: setup ## start the local stack, run bootstrap_pipeline to a populated gold layer (or resume it), print the URLs
-	@echo "[up 1/3] local stack: PostgreSQL, Kafka, Airflow, the Flink session cluster, and a bootstrapped pipeline's Flink jobs (~60 s; ~90 s the first time)"
+	@echo "[up 1/3] local stack: PostgreSQL, Kafka, Airflow, and a bootstrapped pipeline's Flink jobs (~60 s; ~90 s the first time)"
 	@$(SF) up --resume --no-status
 	@echo "[up 2/3] pipeline: bootstrap_pipeline on a new stack (topics, Flink jobs, generator, bronze, dbt silver + gold; ~4 min), else resume the Flink jobs (~1 min)"
 	@$(SF) bootstrap --if-needed

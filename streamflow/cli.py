@@ -38,10 +38,11 @@ def _only(args: argparse.Namespace) -> list[str] | None:
 
 
 def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
-    """Start the stack. A whole local start also starts the Flink session cluster at once, in a thread
-    (it needs neither PostgreSQL nor Kafka), and `--resume` resumes a bootstrapped pipeline's jobs on it:
-    Airflow starts once their `flink run` clients are done, and fills the wait for their restore and
-    stable window (ADR 0014): on 2 cores the idle waits overlap the CPU work instead of queueing."""
+    """Start the stack. `--resume` (a whole local start) also resumes a bootstrapped pipeline's Flink
+    jobs (ADR 0014): when the state folder holds retained checkpoints, the Flink session cluster starts at
+    once in a thread (it needs neither PostgreSQL nor Kafka, and the resume waits for it), and Airflow
+    starts once the jobs' `flink run` clients are done, filling the wait for their restore and stable
+    window: on 2 cores the idle waits overlap the CPU work instead of queueing behind it."""
     from streamflow.ops.background import Background
     from streamflow.ops.stack import print_status
     from streamflow.stack import supervisor
@@ -49,14 +50,15 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
     only = _only(args)
     began = time.monotonic()
-    whole_local = only is None and settings.runtime is Runtime.LOCAL
+    resume_local = args.resume and only is None and settings.runtime is Runtime.LOCAL
     cluster: Background[str] | None = None
     resuming: Background[object] | None = None
-    if whole_local:
-        from streamflow.runtime.flink_local import start_shared_cluster
+    if resume_local:
+        from streamflow.runtime.flink_local import retained_checkpoints, start_shared_cluster
 
-        cluster = Background("flink-cluster", lambda: start_shared_cluster(settings))
-    if args.resume and whole_local:
+        if retained_checkpoints(settings):  # a pipeline ran here: its jobs will resume on the cluster
+            cluster = Background("flink-cluster", lambda: start_shared_cluster(settings))
+    if resume_local:
         from streamflow.ops.resume import MetadataDbRuns, previous_bootstrap, resume
 
         supervisor.up(settings, ["postgres", "kafka"])

@@ -30,20 +30,26 @@ from streamflow.catalog import flink_job, flink_jobs
 from streamflow.flink_health import CLUSTER_DOWN, default_stable_window_s
 from streamflow.flink_spec import load_all
 from streamflow.runtime.flink_local_config import layout
-from streamflow.runtime.flink_local_lifecycle import JobHandle, deploy, start_cluster, stop_cluster
+from streamflow.runtime.flink_local_lifecycle import JobHandle, deploy, latest_checkpoint, start_cluster, stop_cluster
 from streamflow.runtime.flink_local_rest import rest_url
 from streamflow.runtime.health import local_health
 from streamflow.settings import Settings
 from streamflow.stack.process import PidFile
 from streamflow.stack.process import stop as stop_process
 
-__all__ = ["deploy_all", "start_shared_cluster", "status_lines", "stop_all"]
+__all__ = ["deploy_all", "retained_checkpoints", "start_shared_cluster", "status_lines", "stop_all"]
+
+
+def retained_checkpoints(settings: Settings) -> bool:
+    """Whether any catalog job has a completed checkpoint in the state folder (a pipeline ran here)."""
+    specs = load_all()
+    return any(latest_checkpoint(specs[job.name], settings) is not None for job in flink_jobs())
 
 
 def start_shared_cluster(settings: Settings) -> str:
     """Start the catalog's one session cluster (JobManager + TaskManager), no job on it; returns its
-    REST URL. `streamflow up` starts it with the stack (ADR 0014), so it comes up while Airflow starts
-    instead of inside the first deploy task; a deploy finds it running (or waits on its lock)."""
+    REST URL. A warm `streamflow up --resume` starts it from its first second (ADR 0014), so its JVMs
+    start alongside PostgreSQL and Kafka; the resume's deploys find it running (or wait on its lock)."""
     spec = load_all()[flink_jobs()[0].name]
     start_cluster(spec, settings)
     return rest_url(spec, settings)

@@ -81,8 +81,8 @@ def cluster_lock(paths: ClusterLayout) -> Iterator[None]:
 def start_cluster(spec: FlinkJobSpec, settings: Settings, timeout_s: float | None = None) -> ClusterLayout:
     """Start the JobManager and TaskManager of the spec's cluster (no-op for the parts already running).
 
-    The catalog's jobs share one cluster: `streamflow up` starts it with the stack (ADR 0014), else the
-    first deploy does; concurrent callers wait on the lock and find it running. Its configuration and
+    The catalog's jobs share one cluster: a warm `streamflow up --resume` starts it early (ADR 0014), else
+    the first deploy does; concurrent callers wait on the lock and find it running. Its configuration and
     env are merged from every catalog spec and checked first (a conflicting cluster-level key or env
     variable fails here, naming both specs). Waits
     ``timeout_s``, by default ``STREAMFLOW_SERVICE_START_TIMEOUT_S`` (at least 90 s).

@@ -1,7 +1,9 @@
-"""`streamflow up` (ADR 0014): a whole local start starts the Flink session cluster while the other
-services start, and fails (exit 1, naming the cluster and the fix) when it does not come up; a partial
-start (`--only`) or the Kubernetes runtime never starts it. The services are faked at the supervisor
-boundary; the real start is exercised by the e2e tests."""
+"""`streamflow up --resume` (warm `make up`, ADR 0014) orders a warm start by its critical path: the
+Flink session cluster starts from the first second when the state folder holds retained checkpoints,
+Airflow starts once the resumed jobs are submitted, and a cluster or a resume that fails makes `up` exit
+1 naming it and the fix. A plain or partial start, a first start and the Kubernetes runtime start no
+cluster. The services are faked at the supervisor boundary; the real start is exercised by the e2e
+warm-path test and `make bench B=make_up`."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import time
 import pytest
 
 from streamflow import cli, warehouse
+from streamflow.ops import resume
 from streamflow.ops import stack as ops_stack
 from streamflow.ops.background import Background
 from streamflow.runtime import flink_local
@@ -30,32 +33,63 @@ def test_background_returns_the_value_and_reraises_in_the_caller() -> None:
         Background("boom", boom).result()
 
 
+class _Bootstrapped:
+    done = True
+    reason = "manual__1 succeeded and gold.fct_transactions holds 10 rows"
+
+
+class _Never:
+    done = False
+    reason = "bootstrap_pipeline never ran on this stack"
+
+
 @pytest.fixture()
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Services, migrations and status faked; a bootstrapped stack with retained checkpoints whose resume
+    submits, then waits (each step recorded in order)."""
     seen: list[str] = []
-    monkeypatch.setattr(supervisor, "up", lambda settings, only=None: seen.append(f"up {only}"))
-    monkeypatch.setattr(warehouse, "apply_migrations", lambda settings: seen.append("migrations"))
+    lock = threading.Lock()
+
+    def record(event: str) -> None:
+        with lock:
+            seen.append(event)
+
+    def fake_resume(settings, timeout_s: float = 300.0, on_submitted=None):  # type: ignore[no-untyped-def]
+        time.sleep(0.3)  # the clients
+        record("submitted")
+        on_submitted()
+        time.sleep(0.3)  # restore and stable window: Airflow starts meanwhile
+        record("healthy")
+        return {}
+
+    def fake_cluster(settings) -> str:  # type: ignore[no-untyped-def]
+        record("cluster starting")
+        time.sleep(0.2)
+        record("cluster ready")
+        return "http://127.0.0.1:8081"
+
+    monkeypatch.setattr(supervisor, "up", lambda settings, only=None: record(f"up {only}"))
+    monkeypatch.setattr(warehouse, "apply_migrations", lambda settings: None)
     monkeypatch.setattr(ops_stack, "print_status", lambda settings: True)
+    monkeypatch.setattr(resume, "previous_bootstrap", lambda settings, reader: _Bootstrapped())
+    monkeypatch.setattr(resume, "MetadataDbRuns", lambda settings: None)
+    monkeypatch.setattr(resume, "resume", fake_resume)
+    monkeypatch.setattr(flink_local, "retained_checkpoints", lambda settings: True)
+    monkeypatch.setattr(flink_local, "start_shared_cluster", fake_cluster)
     return seen
 
 
-def _args(only: str | None = None) -> argparse.Namespace:
-    return argparse.Namespace(only=only, resume=False, no_status=False)
+def _args(only: str | None = None, resume: bool = True) -> argparse.Namespace:
+    return argparse.Namespace(only=only, resume=resume, no_status=True)
 
 
-def test_a_whole_local_start_starts_the_cluster_alongside(calls: list[str], monkeypatch, capsys) -> None:
-    started = threading.Event()
-
-    def start(settings) -> str:  # type: ignore[no-untyped-def]
-        started.set()
-        time.sleep(0.2)  # still starting while the services start
-        calls.append("cluster ready")
-        return "http://127.0.0.1:8081"
-
-    monkeypatch.setattr(flink_local, "start_shared_cluster", start)
+def test_a_warm_start_starts_the_cluster_first_and_airflow_after_the_submissions(calls: list[str], capsys) -> None:
     assert cli._cmd_up(load_settings(runtime="local"), _args()) == 0
-    assert started.is_set() and calls.index("up None") < calls.index("cluster ready")
-    assert "flink session cluster ready" in capsys.readouterr().out
+    assert calls[0] == "cluster starting"  # before PostgreSQL and Kafka
+    assert calls.index("up ['postgres', 'kafka']") < calls.index("submitted") < calls.index("up None")
+    assert calls.index("up None") < calls.index("healthy")  # Airflow fills the restore and stable window
+    out = capsys.readouterr().out
+    assert "flink session cluster ready" in out and "Flink jobs resumed and healthy" in out
 
 
 def test_a_cluster_that_does_not_start_fails_up_naming_it(calls: list[str], monkeypatch, capsys) -> None:
@@ -68,59 +102,30 @@ def test_a_cluster_that_does_not_start_fails_up_naming_it(calls: list[str], monk
     assert "Flink session cluster did not start" in err and "jobmanager.log" in err and "fix:" in err
 
 
-@pytest.mark.parametrize(("runtime", "only"), [("local", "postgres,kafka"), ("kubernetes", None)])
-def test_no_cluster_for_a_partial_start_or_on_kubernetes(calls: list[str], monkeypatch, runtime: str,
-                                                         only: str | None) -> None:
-    def start(settings) -> str:  # type: ignore[no-untyped-def]
-        raise AssertionError("the session cluster must not be started here")
-
-    monkeypatch.setattr(flink_local, "start_shared_cluster", start)
-    remote = {"kafka_bootstrap_servers": "198.18.0.10:9092", "postgres_password": "x"} if runtime != "local" else {}
-    assert cli._cmd_up(load_settings(runtime=runtime, **remote), _args(only)) == 0
-
-
-# ---- up --resume: Airflow starts once the jobs are submitted (ADR 0014) -------------------------------
-class _Done:
-    done = True
-    reason = "manual__1 succeeded and gold.fct_transactions holds 10 rows"
-
-
-@pytest.fixture()
-def resumable(calls: list[str], monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    from streamflow.ops import resume
-
-    monkeypatch.setattr(flink_local, "start_shared_cluster", lambda settings: "http://127.0.0.1:8081")
-    monkeypatch.setattr(resume, "previous_bootstrap", lambda settings, reader: _Done())
-    monkeypatch.setattr(resume, "MetadataDbRuns", lambda settings: None)
-    return calls
-
-
-def test_airflow_starts_after_the_jobs_are_submitted(resumable: list[str], monkeypatch) -> None:
-    from streamflow.ops import resume
-
-    def fake_resume(settings, timeout_s: float = 300.0, on_submitted=None):  # type: ignore[no-untyped-def]
-        time.sleep(0.3)  # the clients
-        resumable.append("submitted")
-        on_submitted()
-        time.sleep(0.3)  # restore and stable window: Airflow starts meanwhile
-        resumable.append("healthy")
-        return {}
-
-    monkeypatch.setattr(resume, "resume", fake_resume)
-    assert cli._cmd_up(load_settings(runtime="local"), argparse.Namespace(only=None, resume=True, no_status=True)) == 0
-    assert resumable.index("submitted") < resumable.index("up None") < resumable.index("healthy")
-
-
-def test_a_resume_that_fails_before_submitting_still_starts_airflow_and_fails_up(resumable: list[str], monkeypatch,
+def test_a_resume_that_fails_before_submitting_still_starts_airflow_and_fails_up(calls: list[str], monkeypatch,
                                                                                    capsys) -> None:
-    from streamflow.ops import resume
-
     def fake_resume(settings, timeout_s: float = 300.0, on_submitted=None):  # type: ignore[no-untyped-def]
         raise FlinkJobError("submitting fraud-detector failed (exit 1); see its log: /x/submit.log")
 
     monkeypatch.setattr(resume, "resume", fake_resume)
-    assert cli._cmd_up(load_settings(runtime="local"), argparse.Namespace(only=None, resume=True, no_status=True)) == 1
-    assert "up None" in resumable and "submit.log" in capsys.readouterr().err
+    assert cli._cmd_up(load_settings(runtime="local"), _args()) == 1
+    assert "up None" in calls and "submit.log" in capsys.readouterr().err
+
+
+def test_a_first_start_leaves_the_cluster_to_the_deploy_tasks(calls: list[str], monkeypatch) -> None:
+    monkeypatch.setattr(flink_local, "retained_checkpoints", lambda settings: False)
+    monkeypatch.setattr(resume, "previous_bootstrap", lambda settings, reader: _Never())
+    assert cli._cmd_up(load_settings(runtime="local"), _args()) == 0
+    assert "cluster starting" not in calls and "submitted" not in calls and "up None" in calls
+
+
+@pytest.mark.parametrize(("runtime", "only", "resume_flag"),
+                         [("local", None, False), ("local", "postgres,kafka", True), ("kubernetes", None, True)])
+def test_no_cluster_and_no_resume_for_a_plain_or_partial_start_or_on_kubernetes(
+        calls: list[str], runtime: str, only: str | None, resume_flag: bool) -> None:
+    remote = {"kafka_bootstrap_servers": "198.18.0.10:9092", "postgres_password": "x"} if runtime != "local" else {}
+    assert cli._cmd_up(load_settings(runtime=runtime, **remote), _args(only, resume_flag)) == 0
+    assert "cluster starting" not in calls and "submitted" not in calls
 
 
 def test_deploy_all_reports_submitted_once_when_every_job_is_on_the_cluster(monkeypatch) -> None:
@@ -143,3 +148,16 @@ def test_deploy_all_reports_submitted_once_when_every_job_is_on_the_cluster(monk
     assert events.count("ALL SUBMITTED") == 1
     marker = events.index("ALL SUBMITTED")
     assert len([e for e in events[:marker] if e.startswith("submitted")]) == 3
+
+
+def test_retained_checkpoints_means_a_completed_checkpoint_of_a_catalog_job(tmp_path) -> None:
+    from streamflow.flink_spec import load_all
+    from streamflow.runtime.flink_local_config import layout
+
+    settings = load_settings(state_dir=tmp_path / "state")
+    assert not flink_local.retained_checkpoints(settings)
+    checkpoints = layout(load_all()["fraud-detector"], settings).checkpoints_dir
+    (checkpoints / ("a" * 32) / "chk-7").mkdir(parents=True)  # in progress: no _metadata yet
+    assert not flink_local.retained_checkpoints(settings)
+    (checkpoints / ("a" * 32) / "chk-7" / "_metadata").write_bytes(b"x")
+    assert flink_local.retained_checkpoints(settings)
