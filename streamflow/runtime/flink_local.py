@@ -90,7 +90,8 @@ def deploy_all(
     deploy itself (ADR 0014: 64.9 s in turn, 60.9 s at once), but the jobs then reach RUNNING together,
     so their stable windows overlap instead of the last one starting after the others. All deploys are
     awaited; the first failure is raised after, naming its job. ``on_submitted`` is called once, when
-    every job is on the cluster (its `flink run` client done), before they are awaited RUNNING."""
+    every job is on the cluster (its `flink run` client done) or its deploy failed, before the jobs are
+    awaited RUNNING."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -107,7 +108,17 @@ def deploy_all(
             on_submitted()
 
     def one(name: str) -> JobHandle:
-        handle = deploy(specs[flink_job(name).name], settings, on_submitted=submitted)
+        reported = threading.Event()
+
+        def mark() -> None:
+            if not reported.is_set():
+                reported.set()
+                submitted()
+
+        try:
+            handle = deploy(specs[flink_job(name).name], settings, on_submitted=mark)
+        finally:
+            mark()  # a deploy that failed before submitting counts as done too: nobody waits on it in vain
         if on_deployed:
             on_deployed(handle)
         return handle

@@ -161,3 +161,26 @@ def test_retained_checkpoints_means_a_completed_checkpoint_of_a_catalog_job(tmp_
     assert not flink_local.retained_checkpoints(settings)
     (checkpoints / ("a" * 32) / "chk-7" / "_metadata").write_bytes(b"x")
     assert flink_local.retained_checkpoints(settings)
+
+
+def test_a_deploy_failing_before_its_submission_does_not_hold_the_submitted_signal(monkeypatch) -> None:
+    """One job's client fails; the others are submitted and then take long to reach RUNNING: "all
+    submitted" comes when the last submission is done, not after every wait (Airflow is not held)."""
+    from streamflow.runtime.flink_local_lifecycle import JobHandle
+
+    events: list[str] = []
+    lock = threading.Lock()
+
+    def fake_deploy(spec, settings, on_submitted=None):  # type: ignore[no-untyped-def]
+        if spec.name == "fraud-detector":
+            raise FlinkJobError("submitting fraud-detector failed (exit 1)")
+        on_submitted()
+        time.sleep(0.3)  # the wait for RUNNING
+        with lock:
+            events.append(f"running {spec.name}")
+        return JobHandle(spec.name, "0" * 32, "http://x", "RUNNING", None)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(flink_local, "deploy", fake_deploy)
+    with pytest.raises(FlinkJobError, match="fraud-detector"):
+        flink_local.deploy_all(load_settings(), on_submitted=lambda: events.append("ALL SUBMITTED"))
+    assert events.count("ALL SUBMITTED") == 1 and events[0] == "ALL SUBMITTED"
