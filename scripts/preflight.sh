@@ -134,9 +134,9 @@ fi
 # --- room to work -------------------------------------------------------------------------------
 mkdir -p "$STATE" 2>/dev/null || true
 free_gb="$(df -Pk "$STATE" 2>/dev/null | awk 'NR==2 {print int($4/1048576)}')"
-# Measured: a fresh clone after a whole `make test` holds 5.0-5.7 GB under the state dir (venvs 2.1 GB,
-# package caches 2.3 GB, Kafka/PostgreSQL/Flink data); `make up` alone a little less. 8 GB leaves room
-# for a run's Kafka logs and checkpoints, before or after the set-up (Flink's temp files live there too).
+# Measured (2026-12-03): a fresh clone peaks at 6.4 GB during a whole `make test` (venvs 2.1 GB, package
+# caches 2.3 GB, Kafka/PostgreSQL/Flink data; Flink's temp files live there too); `make up` alone needs
+# less. 8 GB covers that with room, before or after the set-up.
 need_gb=8
 if [[ -n "$free_gb" && "$free_gb" -lt "$need_gb" ]]; then
   missing "disk space (${free_gb} GB free)" "" "free at least ${need_gb} GB under $STATE (measured: ~6 GB after a whole make test; venvs, caches, Kafka/PostgreSQL/Flink data)"

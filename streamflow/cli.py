@@ -54,12 +54,11 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     cluster: Background[str] | None = None
     resuming: Background[object] | None = None
     if resume_local:
+        from streamflow.ops.resume import MetadataDbRuns, previous_bootstrap, resume
         from streamflow.runtime.flink_local import retained_checkpoints, start_shared_cluster
 
         if retained_checkpoints(settings):  # a pipeline ran here: its jobs will resume on the cluster
             cluster = Background("flink-cluster", lambda: start_shared_cluster(settings))
-    if resume_local:
-        from streamflow.ops.resume import MetadataDbRuns, previous_bootstrap, resume
 
         supervisor.up(settings, ["postgres", "kafka"])
         apply_migrations(settings)

@@ -97,28 +97,23 @@ def deploy_all(
 
     specs = load_all()
     wanted = list(names) if names is not None else [job.name for job in flink_jobs()]
-    pending = [len(wanted)]
+    not_submitted = set(wanted)
     lock = threading.Lock()
 
-    def submitted() -> None:
+    def submitted(name: str) -> None:
         with lock:
-            pending[0] -= 1
-            last = pending[0] == 0
+            if name not in not_submitted:
+                return
+            not_submitted.discard(name)
+            last = not not_submitted
         if last and on_submitted is not None:
             on_submitted()
 
     def one(name: str) -> JobHandle:
-        reported = threading.Event()
-
-        def mark() -> None:
-            if not reported.is_set():
-                reported.set()
-                submitted()
-
         try:
-            handle = deploy(specs[flink_job(name).name], settings, on_submitted=mark)
+            handle = deploy(specs[flink_job(name).name], settings, on_submitted=lambda: submitted(name))
         finally:
-            mark()  # a deploy that failed before submitting counts as done too: nobody waits on it in vain
+            submitted(name)  # a deploy that failed before submitting counts as done too: nobody waits in vain
         if on_deployed:
             on_deployed(handle)
         return handle
