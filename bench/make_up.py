@@ -1,14 +1,15 @@
 """`make up` as a new user runs it: a fresh clone, cold (empty state dir and download caches) to a
-populated gold layer, then warm (`make down`, then `make up` again: everything installed, stack stopped;
-the bootstrapped pipeline is resumed, ADR 0014 - the bench fails if it was not).
+populated gold layer, then warm three times (`make down`, then `make up` again: everything installed,
+stack stopped; the bootstrapped pipeline is resumed, ADR 0014 - the bench fails if it was not).
 
-Goals (issue 14): cold <= 600 s, warm <= 90 s. Every step is timed from `make up`'s own output: the
-set-up's numbered steps (``[setup 3/11] venv 'flink' ... done in 47 s``), the stack start (``[up 1/3]``)
-and bootstrap_pipeline (``[up 2/3]``). What the clone holds: the repository's HEAD plus the working
-tree's uncommitted changes (so a change is measured before it is committed). It runs on free ports and
-its own state dir, never touching a person's stack; Maven's and npm's caches are fresh folders too, so
-"cold" downloads every wheel, jar and npm package again. Debian packages are not uninstalled: a machine
-without them adds their apt-get time (scripts/preflight.sh installs them).
+Goals (issue 14): cold <= 600 s, warm <= 90 s (the slowest warm run counts). Every step is timed from
+`make up`'s own output: the set-up's numbered steps (``[setup 3/11] venv 'flink' ... done in 47 s``),
+the stack start (``[up 1/3]``) and bootstrap_pipeline (``[up 2/3]``). What the clone holds: the
+repository's HEAD plus the working tree's uncommitted changes (so a change is measured before it is
+committed). It runs on free ports and its own state dir, never touching a person's stack; Maven's and
+npm's caches are fresh folders too, so "cold" downloads every wheel, jar and npm package again. Debian
+packages are not uninstalled: a machine without them adds their apt-get time (scripts/preflight.sh
+installs them).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ GOLD_TABLES = ("dim_customer", "dim_store", "fct_transactions", "fct_fraud_alert
                "agg_daily_fraud")
 STEP_DONE = re.compile(r"^\[setup (\d+)/(\d+)\] (.+?): (?:done in (\d+) s|up to date)$")
 STEP_DONE_INLINE = re.compile(r"^\[setup (\d+)/(\d+)\] (.+?) \(~\d+ s\) \.\.\. done in (\d+) s$")
+
+
+#: Warm runs (each `make down` then `make up`); the figure is the slowest: one lucky run met the goal before.
+WARM_RUNS = 3
 
 
 def _free(port: int) -> bool:
@@ -191,19 +196,24 @@ def run() -> list[dict[str, Any]]:
                             "goal": "report"})
         figures.append({"figure": "gold rows after cold `make up` (fct_transactions)",
                         "value": gold["fct_transactions"], "unit": "rows", "goal": ">= 1"})
-        down, _ = timed_make(clone, "down", env, log)
-        warm, warm_lines = timed_make(clone, "up", env, log)
-        warm_phases = phases(warm_lines, warm)
-        resumed = (any("Flink jobs resumed and healthy" in text for _, text in warm_lines)
-                   and any(text.startswith("already bootstrapped") for _, text in warm_lines))
-        warm_gold = gold_rows(clone, ports)
-        if not resumed or warm_gold["fct_transactions"] < gold["fct_transactions"]:
-            raise RuntimeError(f"warm `make up` did not resume the bootstrapped pipeline (resumed={resumed}, gold "
-                               f"{gold['fct_transactions']} -> {warm_gold['fct_transactions']}); log {log}")
+        runs: list[tuple[float, float, dict[str, float]]] = []   # (down, up, phases) per warm run
+        for _ in range(WARM_RUNS):
+            down, _ = timed_make(clone, "down", env, log)
+            warm, warm_lines = timed_make(clone, "up", env, log)
+            resumed = (any("Flink jobs resumed and healthy" in text for _, text in warm_lines)
+                       and any(text.startswith("already bootstrapped") for _, text in warm_lines))
+            warm_gold = gold_rows(clone, ports)
+            if not resumed or warm_gold["fct_transactions"] < gold["fct_transactions"]:
+                raise RuntimeError(f"warm `make up` did not resume the bootstrapped pipeline (resumed={resumed}, "
+                                   f"gold {gold['fct_transactions']} -> {warm_gold['fct_transactions']}); log {log}")
+            runs.append((down, warm, phases(warm_lines, warm)))
+        down, warm, warm_phases = max(runs, key=lambda run: run[1])   # the goal holds only if the slowest meets it
         figures.append({"figure": "warm `make up` (after `make down`, everything installed)", "value": round(warm, 1),
                         "unit": "s", "goal": "<= 90", "phases_s": {k: round(v, 1) for k, v in warm_phases.items()},
-                        "notes": f"`make down` took {down:.1f} s; the stack starts and the three Flink jobs resume "
-                        "from their checkpoints (Airflow starts once they are submitted) until healthy "
+                        "runs_s": [round(run[1], 1) for run in runs],
+                        "notes": f"the slowest of {WARM_RUNS} warm runs (each after `make down`, which took "
+                        f"{', '.join(f'{run[0]:.1f}' for run in runs)} s); the stack starts and the three Flink jobs "
+                        "resume from their checkpoints (Airflow starts once they are submitted) until healthy "
                         "(ADR 0014; no second bootstrap_pipeline run); gold "
                         f"still {warm_gold['fct_transactions']:,} rows"})
         for name in ("setup", "stack", "bootstrap"):

@@ -76,12 +76,43 @@ def run_dbt(settings: Settings, args: list[str], *, target_path: Path, echo: boo
 
 def parse_manifest(settings: Settings) -> Path:
     """`dbt parse` into the shared target dir: the manifest Cosmos renders the DAGs from."""
-    run_dbt(settings, ["parse", "--quiet"], target_path=settings.dbt_target_dir, echo=False)
     manifest = settings.dbt_target_dir / "manifest.json"
+    before = _nodes_of(manifest)
+    run_dbt(settings, ["parse", "--quiet"], target_path=settings.dbt_target_dir, echo=False)
     if not manifest.exists():
         raise DbtError(f"dbt parse wrote no manifest at {manifest}")
     _seed_partial_parse(settings)
+    if _nodes_of(manifest) != before:
+        touch_dag_files(settings)
     return manifest
+
+
+def _nodes_of(manifest: Path) -> Any:
+    """What the Cosmos DAGs render from (nodes, sources, their dependencies); None without a manifest.
+    Not the whole file: every parse writes a new ``metadata.generated_at`` and invocation id."""
+    try:
+        data = json.loads(manifest.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return {key: data.get(key) for key in ("nodes", "sources", "parent_map", "child_map", "exposures")}
+
+
+def touch_dag_files(settings: Settings) -> list[Path]:
+    """Mark the DAG files changed, so a running dag-processor re-parses them now.
+
+    Airflow re-parses an unchanged file only every ``DAG_REPARSE_INTERVAL_S`` (10 min,
+    :mod:`streamflow.stack.airflow`), but at once a file whose mtime is newer than its last parse.
+    A new dbt model changes the manifest, not a DAG file: without this the DAGs would show the old
+    task groups for up to 10 minutes."""
+    touched = []
+    for dag_file in sorted((settings.repo_root / "dags").glob("*.py")):
+        try:
+            dag_file.touch()
+        except OSError as error:  # a read-only checkout (an image): its processor parses at start anyway
+            log.warning("could not mark a DAG file for re-parsing", dag_file=str(dag_file), error=str(error))
+            continue
+        touched.append(dag_file)
+    return touched
 
 
 def _seed_partial_parse(settings: Settings) -> None:

@@ -121,3 +121,38 @@ def test_parse_manifest_seeds_cosmos_partial_parse(settings: Settings, tmp_path:
     assert _call(tmp_path)["argv"][:2] == ["parse", "--quiet"]
     seeded = settings.dbt_project_dir / "target" / "partial_parse.msgpack"
     assert seeded.read_text() == (settings.dbt_target_dir / "partial_parse.msgpack").read_text()
+
+
+def test_parse_manifest_marks_the_dag_files_changed_only_when_the_models_change(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dag-processor re-parses an unchanged DAG file only every 10 min; the Cosmos DAGs render from
+    the manifest, so a parse that changed the models must make their files look edited, and one that
+    only rewrote the manifest's metadata must not (every parse does, and a re-parse costs CPU)."""
+    import os
+
+    dags = settings.repo_root / "dags"
+    dags.mkdir()
+    for name in ("a.py", "b.py"):
+        (dags / name).write_text("")
+    writes = iter([
+        {"metadata": {"generated_at": "1"}, "nodes": {"model.x": {"raw_code": "select 1"}}},
+        {"metadata": {"generated_at": "2"}, "nodes": {"model.x": {"raw_code": "select 1"}}},
+        {"metadata": {"generated_at": "3"}, "nodes": {"model.x": {"raw_code": "select 2"}}},
+    ])
+
+    def fake_dbt(settings_: Settings, args: list[str], target_path: Path, **_: Any) -> dict[str, Any]:
+        target_path.mkdir(parents=True, exist_ok=True)
+        (target_path / "manifest.json").write_text(json.dumps(next(writes)))
+        return {}
+
+    monkeypatch.setattr(dbt_runner, "run_dbt", fake_dbt)
+
+    def parse_and_report_touched() -> set[str]:
+        for dag_file in dags.iterdir():
+            os.utime(dag_file, (1_000_000, 1_000_000))
+        dbt_runner.parse_manifest(settings)
+        return {f.name for f in dags.iterdir() if f.stat().st_mtime > 1_000_000}
+
+    assert parse_and_report_touched() == {"a.py", "b.py"}   # no manifest before: new models
+    assert parse_and_report_touched() == set()              # same models, new metadata
+    assert parse_and_report_touched() == {"a.py", "b.py"}   # a model changed
