@@ -149,16 +149,20 @@ build_venv() {
   local venv="$STATE/venvs/$name" python site
   python="$(resolved_python)"
   "$UV" venv --allow-existing --python "$python" "$venv"
-  "$UV" pip sync --python "$venv/bin/python" "$@"
+  # --compile-bytecode: every Airflow, dbt and PyFlink process imports thousands of modules. Without
+  # .pyc files each start compiles them again whenever the environment says PYTHONDONTWRITEBYTECODE
+  # (CI images and this project's own machines do), and the very first start always does.
+  "$UV" pip sync --compile-bytecode --python "$venv/bin/python" "$@"
   if [[ "$with_repo" == 1 ]]; then
     site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
     echo "$ROOT" > "$site/streamflow_repo.pth"
   fi
 }
 
-# venv_key NAME LOCK...: what the venv's stamp holds (locks + interpreter version).
+# venv_key NAME LOCK...: what the venv's stamp holds (locks + interpreter version + how it is built:
+# "pyc" since venvs are installed with their bytecode, so older venvs are synced again once).
 venv_key() {
   local python
   python="$(resolved_python)"
-  echo "$(hash_of "$@")-$("$python" -V 2>&1 | tr -d ' ')"
+  echo "$(hash_of "$@")-$("$python" -V 2>&1 | tr -d ' ')-pyc"
 }
