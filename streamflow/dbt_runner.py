@@ -105,7 +105,7 @@ def touch_dag_files(settings: Settings) -> list[Path]:
     A new dbt model changes the manifest, not a DAG file: without this the DAGs would show the old
     task groups for up to 10 minutes."""
     touched = []
-    for dag_file in sorted((settings.repo_root / "dags").glob("*.py")):
+    for dag_file in sorted(settings.dags_dir.glob("*.py")):
         try:
             dag_file.touch()
         except OSError as error:  # a read-only checkout (an image): its processor parses at start anyway

@@ -61,6 +61,11 @@ class SettingsLayout:
         return self.repo_root / "dbt"
 
     @property
+    def dags_dir(self) -> Path:
+        """Airflow's DAGs folder (the repo's ``dags/``)."""
+        return self.repo_root / "dags"
+
+    @property
     def dbt_artifacts(self) -> Path:
         return Path(self.dbt_artifacts_dir) if self.dbt_artifacts_dir else self.state_dir / "dbt"
 

@@ -46,7 +46,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     env.update(
         {
             "AIRFLOW_HOME": str(settings.airflow_home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(settings.repo_root / "dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_dir),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.repo_root / "plugins"),
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
