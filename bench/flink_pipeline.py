@@ -209,8 +209,10 @@ def run() -> list[dict[str, Any]]:
     restored = {n for n in JOBS if n not in already and flink_local_lifecycle.latest_checkpoint(specs[n], settings)}
     figures: list[dict[str, Any]] = []
     try:
-        for name in JOBS:
-            flink_local_lifecycle.deploy(specs[name], settings)
+        handles = {name: flink_local_lifecycle.deploy(specs[name], settings) for name in JOBS}
+        # as Flink reports it: a restored state keeps the backend that wrote it until it is switched (ADR 0012)
+        backends = {name: flink_local_rest.job_state_backend(specs[name], settings, handle.job_id)
+                    for name, handle in handles.items()}
         groups = {name: specs[name].kafka_group_id for name in JOBS}
         figures += throughput(settings, groups)
         figures += latency(settings)
@@ -219,7 +221,7 @@ def run() -> list[dict[str, Any]]:
         start = (f"starting state: PostgreSQL/Kafka {'started by the bench' if started else 'already running'}; "
                  f"jobs already running: {sorted(already) or 'none'}; restored from a checkpoint: "
                  f"{sorted(restored) or 'none'}; state backends: "
-                 + ", ".join(f"{n} {specs[n].flink_configuration.get('state.backend.type')}" for n in JOBS)
+                 + ", ".join(f"{n} {backends[n]}" for n in JOBS)
                  + f"; load average at the end {os.getloadavg()[0]:.1f}")
         for figure in figures:
             figure["notes"] = f"{figure.get('notes', '')}; {start}"

@@ -1,6 +1,6 @@
 """Shared PyFlink set-up: the environments and small helpers every job uses.
 
-Checkpointing (exactly-once, interval), the RocksDB state backend, the restart strategy and the
+Checkpointing (exactly-once, interval), the state backend, the restart strategy and the
 thread execution mode are NOT set here: they come from the cluster configuration, i.e. the
 FlinkDeployment's ``flinkConfiguration`` (the local runtime writes the same keys), so there is one
 place to change them.

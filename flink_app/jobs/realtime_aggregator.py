@@ -5,8 +5,9 @@ per record is one table function that applies the processor's own parser/schema 
 counted exactly when it reaches bronze; malformed ones are skipped, the DLQ is the processor's
 job). Sources are ``transactions.raw`` (raw bytes; event time read in SQL for the watermark) and
 ``fraud.alerts`` (JSON, read_committed). Watermark = max event time - delay, over the events whose
-time is not beyond the wall clock + ``--max-future-skew-seconds`` (see :func:`watermark`); windows fire
-early every ``--early-fire-seconds``, close at the watermark and are updated again by late events up
+time is not beyond the wall clock + ``--max-future-skew-seconds`` (see :func:`watermark`); a Kafka
+partition that sends nothing for ``--source-idle-seconds`` stops holding it back (see :func:`idle_after`);
+windows fire early every ``--early-fire-seconds``, close at the watermark and are updated again by late events up
 to ``--allowed-lateness-seconds``. Results are upserts: bronze.realtime_metrics on
 (window_start, store_id) via JDBC, and ``metrics.realtime`` via upsert-kafka with the same key.
 """
@@ -63,6 +64,26 @@ def watermark(rowtime: str, delay_s: float, max_future_skew_s: float) -> str:
     if max_future_skew_s >= UNBOUNDED_SKEW_S:
         return late
     return f"CASE WHEN {rowtime} <= LOCALTIMESTAMP + {interval(max_future_skew_s)} THEN {late} END"
+
+
+def idle_after(options: dict[str, str], seconds: float) -> dict[str, str]:
+    """Kafka source ``options`` under which a partition silent for ``seconds`` (wall time) is idle.
+
+    Why: the windows' clock is the minimum over every partition of both topics, and a partition that
+    receives nothing has no clock at all - after a restore, or an alerts partition no fraud lands on.
+    One such partition kept every window open for good: none closed, each was re-evaluated by the
+    early-fire timer every 10 s (a long-lived stack burned most of a core on it) and the state grew
+    with every minute of traffic. An idle partition no longer counts; when it sends again it counts
+    again. The default equals the allowed lateness (300 s): long enough that the fraud detector's
+    alerts, which follow the transactions, hold the windows during a backfill (the detector starts
+    seconds after the others). Accepted cost: when *every* alerts partition has been silent that long
+    while transactions flow (the detector down for minutes), the windows close on the transactions
+    alone, and an alert that arrives more than the allowed lateness behind them is not counted in
+    ``alert_count`` (it is in ``fraud.alerts`` and bronze as always). 0 disables idleness.
+    """
+    if seconds <= 0:
+        return options
+    return {**options, "scan.watermark.idle-timeout": f"{round(seconds * 1000)} ms"}
 
 
 def source_ddl(name: str, options: dict[str, str], columns: str, event_time: str, delay_s: float,
@@ -148,8 +169,9 @@ def views(args) -> list[str]:  # type: ignore[no-untyped-def]
 def statements(args, kafka: sql.KafkaOptions, jdbc: sql.JdbcOptions) -> list[str]:  # type: ignore[no-untyped-def]
     now = f"DATE_FORMAT(CURRENT_TIMESTAMP, {TIME_FORMAT})"
     return [
-        txns_source(args, kafka.source(args.source_topic, args.group_id)),
-        alerts_source(args, kafka.source(args.alerts_topic, args.group_id, "json")),
+        txns_source(args, idle_after(kafka.source(args.source_topic, args.group_id), args.source_idle_seconds)),
+        alerts_source(args, idle_after(kafka.source(args.alerts_topic, args.group_id, "json"),
+                                       args.source_idle_seconds)),
         sql.jdbc_sink_ddl("bronze_realtime_metrics", sql.BRONZE_METRICS_COLUMNS, ("window_start", "store_id"),
                           jdbc.sink("bronze.realtime_metrics")),
         "CREATE TABLE metrics_kafka (\n  window_start STRING,\n  window_end STRING,\n  store_id STRING,\n"
@@ -172,6 +194,8 @@ def parser():  # type: ignore[no-untyped-def]
     parser.add_argument("--watermark-delay-seconds", type=int, default=5)
     parser.add_argument("--allowed-lateness-seconds", type=int, default=300)
     parser.add_argument("--early-fire-seconds", type=int, default=10)
+    parser.add_argument("--source-idle-seconds", type=float, default=300.0,
+                        help="a Kafka partition silent this long stops holding the windows open (0: never)")
     parser.add_argument("--max-event-bytes", type=int, default=events.DEFAULT_MAX_EVENT_BYTES)
     return parser
 

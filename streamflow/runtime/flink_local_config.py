@@ -374,6 +374,35 @@ def local_job_args(spec: FlinkJobSpec, settings: Settings) -> list[str]:
     return out
 
 
+#: The state backend of local state whose job file does not name one: every spec said RocksDB (incremental)
+#: until ADR 0012's HashMap switch landed, and job files did not record it.
+LEGACY_STATE_BACKEND = "rocksdb"
+
+
+def state_backend(spec: FlinkJobSpec) -> str:
+    """The spec's ``state.backend.type`` (Flink's default, hashmap, when it sets none)."""
+    return spec.flink_configuration.get("state.backend.type", "hashmap").lower()
+
+
+def restore_backend_overrides(spec: FlinkJobSpec, recorded: str | None) -> dict[str, str]:
+    """Job-level options a resubmission needs so that it restores with the backend its state was written by.
+
+    Why: a checkpoint is in its backend's own format (RocksDB's incremental SST files); Flink restores it
+    only into the same backend and switches backends only through a canonical savepoint. After the
+    spec's backend changed (ADR 0012: RocksDB -> HashMap), restoring an existing state dir with the new
+    backend fails at every restart: a restart loop. So the state keeps the backend it was created with
+    until it is switched (:func:`streamflow.runtime.flink_local_lifecycle.switch_state_backend`) or reset.
+    ``recorded`` is the job file's backend; None for a job file older than the field (RocksDB then).
+    """
+    written_by = (recorded or LEGACY_STATE_BACKEND).lower()
+    if written_by == state_backend(spec):
+        return {}
+    overrides = {"state.backend.type": written_by}
+    if written_by == "rocksdb":
+        overrides["state.backend.incremental"] = "true"
+    return overrides
+
+
 def submit_command(spec: FlinkJobSpec, settings: Settings, restore_from: Path | None = None) -> list[str]:
     """``flink run`` for the spec: detached, spec parallelism, the spec's PythonDriver args."""
     home = pyflink_home(settings)

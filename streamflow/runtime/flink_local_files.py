@@ -70,13 +70,15 @@ def prepare_cluster_dir(spec: FlinkJobSpec, settings: Settings) -> ClusterLayout
     return paths
 
 
-def prepare_client_dir(spec: FlinkJobSpec, settings: Settings) -> ClusterLayout:
+def prepare_client_dir(spec: FlinkJobSpec, settings: Settings,
+                       overrides: dict[str, str] | None = None) -> ClusterLayout:
     """Write the job's client config dir: the cluster's address plus the job's own job-level options
-    (checkpoint dir, state backend, restart strategy...), which ``flink run`` puts into the job."""
+    (checkpoint dir, state backend, restart strategy...), which ``flink run`` puts into the job;
+    ``overrides`` (job-level keys) win over the spec's."""
     paths = layout(spec, settings)
     for directory in (paths.tmp_dir, paths.log_dir, paths.checkpoints_dir, paths.savepoints_dir):
         directory.mkdir(parents=True, exist_ok=True)
-    _write_conf_dir(paths.conf_dir, client_configuration(spec, settings), settings)
+    _write_conf_dir(paths.conf_dir, {**client_configuration(spec, settings), **(overrides or {})}, settings)
     return paths
 
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from streamflow.flink_health import ACTIVE_STATES, TERMINAL_STATES
 from streamflow.flink_spec import FlinkJobSpec
@@ -31,6 +32,8 @@ from streamflow.runtime.flink_local_config import (
     layout,
     pyflink_home,
     rest_port,
+    restore_backend_overrides,
+    state_backend,
     submit_command,
 )
 from streamflow.runtime.flink_local_files import (
@@ -46,6 +49,7 @@ from streamflow.runtime.flink_local_rest import (
     jobs_overview,
     recorded_job_id,
     rest_url,
+    stop_with_savepoint,
 )
 from streamflow.settings import Settings
 from streamflow.stack.process import ServiceError, spawn, tail, wait_until
@@ -143,14 +147,34 @@ def restore_point(spec: FlinkJobSpec, settings: Settings) -> Path | None:
     return latest_checkpoint(spec, settings)
 
 
-def submit(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 420.0) -> str:
-    """Submit the spec's job to its (running) cluster, resuming from :func:`restore_point`, with its own
-    client configuration (job-level options: checkpoint dir, state backend...)."""
-    paths = prepare_client_dir(spec, settings)
-    restore = restore_point(spec, settings)
+def recorded_state_backend(spec: FlinkJobSpec, settings: Settings) -> str | None:
+    """The state backend the job's last submission ran with (its job file), None when not recorded."""
+    try:
+        value = json.loads(layout(spec, settings).job_file.read_text()).get("state_backend")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(value) if value else None
+
+
+def submit(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 420.0,
+           restore_from: Path | None = None) -> str:
+    """Submit the spec's job to its (running) cluster, resuming from ``restore_from`` (a savepoint) or else
+    :func:`restore_point`, with its own client configuration (job-level options: checkpoint dir, state
+    backend...). A checkpoint is restored with the backend that wrote it (:func:`restore_backend_overrides`)."""
+    restore = restore_from or restore_point(spec, settings)
+    overrides: dict[str, str] = {}
+    if restore is not None and restore_from is None:
+        overrides = restore_backend_overrides(spec, recorded_state_backend(spec, settings))
+        if overrides:
+            log.warning("flink job keeps the state backend its checkpoint was written with", job=spec.name,
+                        state_backend=overrides["state.backend.type"], spec_backend=state_backend(spec),
+                        hint="the next deploy of the running job switches it through a canonical savepoint")
+    backend = overrides.get("state.backend.type", state_backend(spec))
+    paths = prepare_client_dir(spec, settings, overrides)
     cmd = submit_command(spec, settings, restore)
     env = process_env(spec, settings, paths)
-    log.info("submitting flink job", job=spec.name, restore_from=restore or "none", log=paths.submit_log)
+    log.info("submitting flink job", job=spec.name, restore_from=restore or "none", state_backend=backend,
+             log=paths.submit_log)
     with open(paths.submit_log, "ab") as out:
         out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
         out.flush()
@@ -164,7 +188,8 @@ def submit(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 420.0) -> 
             if active:  # the client was slow to exit (a loaded machine), but the job got submitted
                 log.warning("flink client timed out after submitting", job=spec.name, log=paths.submit_log)
                 job_id = str(active[0]["jid"])
-                paths.job_file.write_text(json.dumps({"job_id": job_id, "submitted_at": time.time()}))
+                paths.job_file.write_text(json.dumps({"job_id": job_id, "submitted_at": time.time(),
+                                                      "state_backend": backend}))
                 return job_id
             raise FlinkJobError(
                 f"submitting {spec.name} took over {timeout_s:.0f} s; see {paths.submit_log}\n"
@@ -178,7 +203,7 @@ def submit(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 420.0) -> 
             f"{tail(paths.submit_log, 25)}"
         )
     job_id = match.group(1).decode()
-    record = {"job_id": job_id, "submitted_at": time.time(), "spec": str(spec.source_path)}
+    record = {"job_id": job_id, "submitted_at": time.time(), "spec": str(spec.source_path), "state_backend": backend}
     paths.job_file.write_text(json.dumps(record))
     return job_id
 
@@ -243,6 +268,23 @@ def redeploy(spec: FlinkJobSpec, settings: Settings, job_id: str, why: str,
     return submit(spec, settings, timeout_s=submit_timeout_s)
 
 
+def switch_state_backend(spec: FlinkJobSpec, settings: Settings, job_id: str,
+                         submit_timeout_s: float = 420.0) -> str:
+    """Move a running job's state to the spec's backend: stop it with a canonical savepoint and submit
+    it again from that savepoint with the spec's configuration - what the operator does on Kubernetes
+    for a ``savepoint`` upgrade. Nothing is lost: the savepoint holds the keyed state and the Kafka
+    offsets, and the job resumes exactly there. A savepoint that fails leaves the job running as it was.
+    """
+    target = layout(spec, settings).savepoints_dir
+    target.mkdir(parents=True, exist_ok=True)
+    log.info("switching flink job state backend through a canonical savepoint", job=spec.name, job_id=job_id,
+             from_backend=recorded_state_backend(spec, settings) or "rocksdb", to_backend=state_backend(spec))
+    savepoint = stop_with_savepoint(spec, settings, job_id, target.as_uri())
+    location = Path(urlparse(savepoint).path if savepoint.startswith("file:") else savepoint)
+    log.info("flink job stopped with a savepoint", job=spec.name, savepoint=str(location))
+    return submit(spec, settings, timeout_s=submit_timeout_s, restore_from=location)
+
+
 def restart_cluster(spec: FlinkJobSpec, settings: Settings) -> ClusterLayout:
     """Stop and start the spec's cluster (retained checkpoints stay). With the shared cluster this
     interrupts EVERY job on it (Flink recovers them from their checkpoints on the new processes); the
@@ -278,6 +320,9 @@ def deploy(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 240.0,
         health = local_health(spec.job_key, spec, settings, stable_window_s=2.0 * settings.flink_checkpoint_interval_s)
         if cluster_was_whole and needs_redeploy(health):
             job_id = redeploy(spec, settings, job_id, health.reason, submit_timeout_s=submit_timeout_s)
+        elif (cluster_was_whole and active[0].get("state") == "RUNNING"
+              and restore_backend_overrides(spec, recorded_state_backend(spec, settings))):
+            job_id = switch_state_backend(spec, settings, job_id, submit_timeout_s=submit_timeout_s)
         else:
             # A TaskManager this call just started: Flink restores the job on it by itself (no resubmit).
             restarts_before = health.restarts or 0

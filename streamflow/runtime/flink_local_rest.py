@@ -132,6 +132,46 @@ def cancel_job(spec: FlinkJobSpec, settings: Settings, job_id: str, timeout_s: f
                         f"see {layout(spec, settings).jobmanager_log}")
 
 
+def job_state_backend(spec: FlinkJobSpec, settings: Settings, job_id: str) -> str | None:
+    """The state backend the running job uses, as Flink reports it (``EmbeddedRocksDBStateBackend``,
+    ``HashMapStateBackend``); None when the cluster does not answer."""
+    try:
+        document = _get_json(f"{rest_url(spec, settings)}/jobs/{job_id}/checkpoints/config")
+    except (OSError, ValueError):
+        return None
+    backend = document.get("state_backend") if isinstance(document, dict) else None
+    return str(backend) if backend else None
+
+
+def stop_with_savepoint(spec: FlinkJobSpec, settings: Settings, job_id: str, target_dir: str,
+                        timeout_s: float = 300.0) -> str:
+    """Stop the job with a savepoint in Flink's CANONICAL format (``POST /jobs/<jid>/stop``) and return its
+    path. A canonical savepoint is the one form of state any backend restores (the operator takes this
+    form on a savepoint upgrade); the job ends FINISHED."""
+    base = rest_url(spec, settings)
+    body = json.dumps({"targetDirectory": target_dir, "formatType": "CANONICAL", "drain": False}).encode()
+    request = urllib.request.Request(f"{base}/jobs/{job_id}/stop", data=body, method="POST",  # noqa: S310
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback http only
+            trigger = json.loads(response.read())["request-id"]
+    except urllib.error.HTTPError as error:
+        raise FlinkJobError(f"stopping {spec.name} ({job_id}) with a savepoint failed: HTTP {error.code} "
+                            f"{error.read().decode(errors='replace')[:300]}") from None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = _get_json(f"{base}/jobs/{job_id}/savepoints/{trigger}", timeout_s=10)
+        if status.get("status", {}).get("id") == "COMPLETED":
+            operation = status.get("operation") or {}
+            if "location" in operation:
+                return str(operation["location"])
+            raise FlinkJobError(f"the savepoint of {spec.name} ({job_id}) failed: "
+                                f"{str(operation.get('failure-cause', operation))[:500]}; the job keeps running")
+        time.sleep(1.0)
+    raise FlinkJobError(f"the savepoint of {spec.name} ({job_id}) did not complete in {timeout_s:.0f} s; "
+                        f"see {layout(spec, settings).jobmanager_log}")
+
+
 def job_state(spec: FlinkJobSpec, settings: Settings) -> str:
     """State of this spec's current job: RUNNING, FAILED, ... or NOT_DEPLOYED / CLUSTER_DOWN."""
     if layout(spec, settings).jobmanager_pid.alive_pid() is None:

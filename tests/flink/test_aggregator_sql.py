@@ -37,6 +37,24 @@ def test_both_sources_guard_their_watermark_with_the_jobs_skew() -> None:
                 "THEN ts - (INTERVAL '0.001' SECOND * 7000) END") in ddl
 
 
+IDLE = "'scan.watermark.idle-timeout'"
+
+
+@pytest.mark.parametrize(("given", "option"), [([], f"{IDLE} = '300000 ms'"),
+                                              (["--source-idle-seconds", "2.5"], f"{IDLE} = '2500 ms'"),
+                                              (["--source-idle-seconds", "0"], None)])
+def test_both_kafka_sources_mark_a_silent_partition_idle(given: list[str], option: str | None) -> None:
+    # a partition with no clock kept every window open (the real-cluster test is
+    # tests/integration/flink/test_aggregator_idle_partitions.py)
+    sources = [s for s in _statements(*given) if "WATERMARK FOR" in s]
+    assert len(sources) == 2
+    for ddl in sources:
+        if option is None:
+            assert "idle-timeout" not in ddl
+        else:
+            assert option in ddl
+
+
 def test_an_unbounded_skew_leaves_the_watermark_unguarded() -> None:
     assert realtime_aggregator.watermark("ts", 5, 1e12) == "ts - (INTERVAL '0.001' SECOND * 5000)"
 

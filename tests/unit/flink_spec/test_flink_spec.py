@@ -46,7 +46,7 @@ def test_every_job_has_a_valid_flinkdeployment():
         assert spec.upgrade_mode == "savepoint"
         conf = spec.flink_configuration
         assert conf["execution.checkpointing.mode"] == "EXACTLY_ONCE"
-        assert conf["state.backend.type"] == "rocksdb"
+        assert conf["state.backend.type"] == "hashmap"
         assert conf["restart-strategy.type"] == "exponential-delay"
         assert conf["python.execution-mode"] == "thread"
         assert conf["python.executable"] == "/opt/venv/bin/python"

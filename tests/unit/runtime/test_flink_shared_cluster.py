@@ -9,6 +9,7 @@ its own job; stopping or redeploying one job leaves the others and the cluster a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -369,3 +370,48 @@ def test_test_stack_reserves_the_shared_clusters_ports() -> None:
     singles, base = stack_isolation.pick_ports(3, random.Random(3))
     assert stack_isolation.FLINK_CLUSTERS == 1 and base not in singles and base + 1000 not in singles
     assert load_spec(flink_jobs()[0].spec_path).name in JOBS
+
+
+# ---- the state backend a resubmission restores with (ADR 0012's RocksDB -> HashMap switch) -------------
+@pytest.mark.parametrize(("spec_backend", "recorded", "overrides"), [
+    ("hashmap", None, {"state.backend.type": "rocksdb", "state.backend.incremental": "true"}),  # older job file
+    ("hashmap", "rocksdb", {"state.backend.type": "rocksdb", "state.backend.incremental": "true"}),
+    ("hashmap", "hashmap", {}),
+    ("hashmap", "HashMap", {}),
+    ("rocksdb", None, {}),
+    ("rocksdb", "hashmap", {"state.backend.type": "hashmap"}),
+])
+def test_a_checkpoint_is_restored_with_the_backend_that_wrote_it(spec_backend: str, recorded: str | None,
+                                                                 overrides: dict[str, str]) -> None:
+    base = load_all()["fraud-detector"]
+    spec = dataclasses.replace(base, flink_configuration={**base.flink_configuration,
+                                                          "state.backend.type": spec_backend})
+    assert flink_local_config.restore_backend_overrides(spec, recorded) == overrides
+
+
+class _Completed:
+    returncode = 0
+    stdout = b"Job has been submitted with JobID " + b"c" * 32 + b"\n"
+
+
+@pytest.mark.parametrize("savepoint", [False, True])
+def test_submit_writes_and_records_the_backend_of_the_state_it_restores(settings, monkeypatch: pytest.MonkeyPatch,
+                                                                        savepoint: bool) -> None:
+    spec = load_all()["fraud-detector"]
+    assert flink_local_config.state_backend(spec) == "hashmap"
+    paths = flink_local_config.layout(spec, settings)
+    checkpoint = paths.checkpoints_dir / ("d" * 32) / "chk-7"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "_metadata").write_bytes(b"x")
+    paths.job_file.parent.mkdir(parents=True, exist_ok=True)
+    paths.job_file.write_text(json.dumps({"job_id": "d" * 32, "submitted_at": 1.0}))  # a job file of before
+    commands: list[list[str]] = []
+    monkeypatch.setattr(flink_local_lifecycle.subprocess, "run",
+                        lambda cmd, **kwargs: commands.append(cmd) or _Completed())
+    restore_from = paths.savepoints_dir / "savepoint-1" if savepoint else None
+    assert flink_local_lifecycle.submit(spec, settings, restore_from=restore_from) == "c" * 32
+    written = yaml.safe_load((paths.conf_dir / "config.yaml").read_text())
+    expected = "hashmap" if savepoint else "rocksdb"  # a canonical savepoint restores into any backend
+    assert written["state.backend.type"] == expected
+    assert json.loads(paths.job_file.read_text())["state_backend"] == expected
+    assert commands[0][commands[0].index("--fromSavepoint") + 1] == str(restore_from or checkpoint)
