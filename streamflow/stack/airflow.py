@@ -72,6 +72,11 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(DAG_REPARSE_INTERVAL_S),
             "AIRFLOW__DAG_PROCESSOR__FILE_PARSING_SORT_MODE": "modified_time",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            # The scheduler sleeps this long after a loop with nothing to do (default 1 s); a task that ends
+            # meanwhile waits for it, so every dependency hop cost ~1.1 s. Measured on dbt_transform (chain
+            # of Cosmos sensor tasks after dbt ends): tail 7.0 -> 4.7 s. Cost: the idle scheduler and its
+            # database sessions use 6.4 % of a core instead of 3.6 %.
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
             # A task whose process died with the scheduler is noticed after this long and retried
             # (default 300 s; tasks heartbeat every few seconds, so 90 s is safe on a busy 2-core host).
