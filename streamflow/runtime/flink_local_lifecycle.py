@@ -25,6 +25,7 @@ from streamflow.flink_health import ACTIVE_STATES, TERMINAL_STATES
 from streamflow.flink_spec import FlinkJobSpec
 from streamflow.logs import get_log
 from streamflow.runtime.flink_local_config import (
+    LEGACY_STATE_BACKEND,
     ClusterLayout,
     FlinkJobError,
     cluster_configuration,
@@ -278,7 +279,8 @@ def switch_state_backend(spec: FlinkJobSpec, settings: Settings, job_id: str,
     target = layout(spec, settings).savepoints_dir
     target.mkdir(parents=True, exist_ok=True)
     log.info("switching flink job state backend through a canonical savepoint", job=spec.name, job_id=job_id,
-             from_backend=recorded_state_backend(spec, settings) or "rocksdb", to_backend=state_backend(spec))
+             from_backend=recorded_state_backend(spec, settings) or LEGACY_STATE_BACKEND,
+             to_backend=state_backend(spec))
     savepoint = stop_with_savepoint(spec, settings, job_id, target.as_uri())
     location = Path(urlparse(savepoint).path if savepoint.startswith("file:") else savepoint)
     log.info("flink job stopped with a savepoint", job=spec.name, savepoint=str(location))
@@ -302,9 +304,11 @@ def deploy(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 240.0,
     An active job in a restart loop (not healthy, restarted twice or more:
     :func:`streamflow.flink_health.needs_redeploy`) on a whole cluster is cancelled and resubmitted
     (:func:`redeploy`): re-running bootstrap_pipeline is how a user recovers a job, and "already
-    deployed" must not hide a restart loop. When this call had to start a lost JobManager or
-    TaskManager, the job is left to Flink's own recovery on the new process. ``on_submitted`` is called
-    once the job is on the cluster (submitted, or found active), before the wait for RUNNING.
+    deployed" must not hide a restart loop. A RUNNING job whose state is in another backend than the
+    spec's is moved to it through a canonical savepoint (:func:`switch_state_backend`). When this call had
+    to start a lost JobManager or TaskManager, the job is left to Flink's own recovery on the new process.
+    ``on_submitted`` is called once the job is on the cluster (submitted, or found active), before the
+    wait for RUNNING.
     """
     from streamflow.flink_health import needs_redeploy
     from streamflow.runtime.health import local_health
