@@ -84,8 +84,8 @@ def test_rocksdb_state_is_restored_then_switched_to_hashmap_losing_nothing(stack
             counted_at = time.time() * 1000
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:  # a checkpoint that holds the 12 events
-                latest = (flink_local_rest._get_json(f"{first.rest_url}/jobs/{first.job_id}/checkpoints")
-                          .get("latest", {}).get("completed") or {})
+                documents = flink_local_rest.job_rest_documents(rocksdb, settings) or {}
+                latest = ((documents.get("checkpoints") or {}).get("latest") or {}).get("completed") or {}
                 if latest.get("trigger_timestamp", 0) > counted_at:
                     break
                 time.sleep(1)
