@@ -74,8 +74,9 @@ JOB_LEVEL_PREFIXES: tuple[str, ...] = (
 )
 
 #: TaskManager memory per job beyond the first on the shared cluster (ADR 0013): the largest spec's
-#: TaskManager size covers one job's heap, managed memory (RocksDB) and Python; each further job adds
-#: its tasks' share. Measured RSS with three jobs is in the ADR.
+#: TaskManager size covers one job's heap, managed memory (used by RocksDB only; the specs use HashMap
+#: since ADR 0012) and Python; each further job adds its tasks' share. Measured RSS with three jobs is in
+#: the ADR.
 TASKMANAGER_MB_PER_EXTRA_JOB = 512
 
 #: The name of the one cluster the catalog's jobs share (directories, pid files, logs).

@@ -47,6 +47,7 @@ from streamflow.runtime.flink_local_rest import (
     cancel_job,
     cluster_jobs_overview,
     cluster_ready,
+    job_state,
     jobs_overview,
     recorded_job_id,
     rest_url,
@@ -326,7 +327,13 @@ def deploy(spec: FlinkJobSpec, settings: Settings, timeout_s: float = 240.0,
             job_id = redeploy(spec, settings, job_id, health.reason, submit_timeout_s=submit_timeout_s)
         elif (cluster_was_whole and active[0].get("state") == "RUNNING"
               and restore_backend_overrides(spec, recorded_state_backend(spec, settings))):
-            job_id = switch_state_backend(spec, settings, job_id, submit_timeout_s=submit_timeout_s)
+            try:
+                job_id = switch_state_backend(spec, settings, job_id, submit_timeout_s=submit_timeout_s)
+            except FlinkJobError as error:
+                if job_state(spec, settings) != "RUNNING":  # stopped by the savepoint: not as it was
+                    raise
+                log.warning("flink job state backend not switched; it keeps running on its own backend", job=spec.name,
+                            error=str(error), hint="the next deploy tries again")
         else:
             # A TaskManager this call just started: Flink restores the job on it by itself (no resubmit).
             restarts_before = health.restarts or 0

@@ -415,3 +415,32 @@ def test_submit_writes_and_records_the_backend_of_the_state_it_restores(settings
     assert written["state.backend.type"] == expected
     assert json.loads(paths.job_file.read_text())["state_backend"] == expected
     assert commands[0][commands[0].index("--fromSavepoint") + 1] == str(restore_from or checkpoint)
+
+
+@pytest.mark.parametrize("stopped", [False, True])
+def test_a_failed_backend_switch_leaves_a_running_job_running(fake: FakeCluster, monkeypatch: pytest.MonkeyPatch,
+                                                              stopped: bool) -> None:
+    """deploy() of a RUNNING job whose job file predates the backend field tries the switch; a savepoint
+    that fails while the job keeps running is a warning (the job runs on as it was), not a failed deploy;
+    a job the attempt did stop is an error."""
+    settings = get_settings()
+    spec = spec_for("transaction-processor")
+    paths = flink_local_config.layout(spec, settings)
+    paths.taskmanager_pid.write(os.getpid())
+    monkeypatch.setattr(flink_local_lifecycle, "start_cluster", lambda *a, **k: paths)
+    tried: list[str] = []
+
+    def failing_switch(spec_, settings_, job_id, **kwargs):  # type: ignore[no-untyped-def]
+        tried.append(job_id)
+        if stopped:
+            fake.jobs[job_id]["state"] = "FINISHED"
+        raise flink_local_config.FlinkJobError("the savepoint failed")
+
+    monkeypatch.setattr(flink_local_lifecycle, "switch_state_backend", failing_switch)
+    if stopped:
+        with pytest.raises(flink_local_config.FlinkJobError, match="savepoint failed"):
+            flink_local_lifecycle.deploy(spec, settings, timeout_s=10)
+    else:
+        handle = flink_local_lifecycle.deploy(spec, settings, timeout_s=10)
+        assert handle.job_id == PROCESSOR and handle.state == "RUNNING"
+    assert tried == [PROCESSOR]
