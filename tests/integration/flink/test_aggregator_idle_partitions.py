@@ -22,7 +22,6 @@ import dataclasses
 import json
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,11 +29,10 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from streamflow.flink_spec import FlinkJobSpec, load_all
 from streamflow.runtime import flink_local_lifecycle
 from streamflow.settings import Settings
 from tests.hostile_messages import iso, valid_event
-from tests.scratch_topics import scratch_topic
+from tests.integration.flink.own_aggregator import own_aggregator
 
 pytestmark = pytest.mark.integration
 
@@ -59,20 +57,12 @@ class Running:
 
 @pytest.fixture(scope="module")
 def aggregator(stack: Settings) -> Iterator[Running]:
-    with scratch_topic(stack, "test-idle-txns", PARTITIONS) as txns, \
-            scratch_topic(stack, "test-idle-alerts", PARTITIONS) as alerts:
-        settings = stack.model_copy(update={"topic_transactions": txns, "topic_alerts": alerts})
-        base = load_all()["realtime-aggregator"]
-        run = uuid.uuid4().hex[:8]
-        args = list(base.args)
-        args[args.index("--group-id") + 1] = f"test-idle-{run}"
-        args += ["--source-idle-seconds", str(IDLE_S), "--job-name", f"test-idle-{run}"]
-        spec: FlinkJobSpec = dataclasses.replace(base, name="test-aggregator-idle", args=tuple(args))
-        handle = flink_local_lifecycle.deploy(spec, settings)
+    with own_aggregator(stack, "idle", PARTITIONS, "--source-idle-seconds", str(IDLE_S)) as own:
+        handle = flink_local_lifecycle.deploy(own.spec, own.settings)
         try:
-            yield Running(settings, handle.rest_url, handle.job_id, run)
+            yield Running(own.settings, handle.rest_url, handle.job_id, own.run)
         finally:
-            flink_local_lifecycle.stop(spec, settings, reset_state=True)
+            flink_local_lifecycle.stop(own.spec, own.settings, reset_state=True)
 
 
 def _window_watermarks(running: Running) -> dict[str, list[int]]:

@@ -18,18 +18,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 from confluent_kafka import Producer
 
-from streamflow.flink_spec import load_all
 from streamflow.runtime import flink_local_config, flink_local_lifecycle, flink_local_rest
 from streamflow.settings import Settings
 from tests.hostile_messages import valid_event
-from tests.scratch_topics import scratch_topic
+from tests.integration.flink.own_aggregator import own_aggregator
 
 pytestmark = pytest.mark.integration
 
@@ -56,15 +54,9 @@ def _wait_count(dsn: str, store: str, want: int, timeout_s: float = 90.0) -> int
 
 def test_rocksdb_state_is_restored_then_switched_to_hashmap_losing_nothing(stack: Settings,
                                                                            warehouse_dsn: str) -> None:
-    with scratch_topic(stack, "test-backend-txns", 1) as txns, scratch_topic(stack, "test-backend-alerts", 1) as alerts:
-        settings = stack.model_copy(update={"topic_transactions": txns, "topic_alerts": alerts})
-        base = load_all()["realtime-aggregator"]
-        assert flink_local_config.state_backend(base) == "hashmap"
-        run = uuid.uuid4().hex[:8]
-        args = list(base.args)
-        args[args.index("--group-id") + 1] = f"test-backend-{run}"
-        args += ["--job-name", f"test-backend-{run}"]
-        hashmap = dataclasses.replace(base, name="test-aggregator-backend", args=tuple(args), parallelism=1)
+    with own_aggregator(stack, "backend", 1, parallelism=1) as own:
+        settings, hashmap, run, txns = own.settings, own.spec, own.run, own.settings.topic_transactions
+        assert flink_local_config.state_backend(hashmap) == "hashmap"
         rocksdb = dataclasses.replace(hashmap, flink_configuration={**hashmap.flink_configuration, **ROCKSDB})
         store = f"backend-{run}"
         window = (datetime.now(UTC) - timedelta(minutes=30)).replace(second=0, microsecond=0)
