@@ -55,6 +55,7 @@ class Variant:
     module: str | None = None  # replace the spec's -pym module
     legacy: bool = False
     count: str = "vertices"  # or "bronze": rows with the backlog's transaction_id prefix
+    backlog: int = BACKLOG  # events preloaded; a fast variant needs more for a drain of several seconds
 
 
 HASHMAP = {"state.backend.type": "hashmap", "state.backend.incremental": "false"}
@@ -101,6 +102,18 @@ VARIANTS = [
             parallelism=1, module="bench.flink_sql_ceiling",
             extra_args=("--sink", "jdbc", "--rewrite-batched", "--table", "bronze.raw_transactions_inbox"),
             count="bronze"),
+    # The floor of any design that keeps the real bronze sink (issue 13): no Python, no validation, no
+    # detection, no metrics; both cores; a backlog long enough for a drain of many seconds.
+    *[Variant(f"sql-ceiling-{sink}-p2", "transaction-processor",
+              f"{description}, p=2 (both cores), 300k events", parallelism=2, module="bench.flink_sql_ceiling",
+              extra_args=args, count=count, backlog=300_000)
+      for sink, description, args, count in (
+          ("blackhole", "no Python: SQL reads Kafka, JSON_VALUE, blackhole sink", ("--sink", "blackhole"), "vertices"),
+          ("jdbc-rewrite", "no Python: Kafka -> JDBC upsert straight into bronze.raw_transactions, "
+           "reWriteBatchedInserts=true", ("--sink", "jdbc", "--rewrite-batched"), "bronze"),
+          ("inbox", "no Python: Kafka -> JDBC upsert into bronze.raw_transactions_inbox (ADR 0009's "
+           "trigger-routed inbox, what the processor writes)",
+           ("--sink", "jdbc", "--rewrite-batched", "--table", "bronze.raw_transactions_inbox"), "bronze"))],
 ]
 
 
@@ -139,6 +152,14 @@ def _metric_sum(rest: str, jid: str, vid: str, metric: str) -> int:
     return int(float(rows[0].get("sum", 0))) if rows else 0
 
 
+def _machine_busy_s() -> float:
+    """CPU seconds the whole machine spent not idle (all cores, every process, kernel included), from
+    /proc/stat: what a design costs in total, broker and database included, not only its TaskManager."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def _thread_cpu_s(leader: int) -> dict[str, float]:
     """CPU seconds per thread name (digits folded: "GC Thread#3" -> "GC Thread#N") in ``leader``'s
     process group: shows whether the time goes to the task threads or to GC, Kafka, timers..."""
@@ -169,8 +190,8 @@ def _legacy_root() -> Path:
     return LEGACY_DIR
 
 
-def preload(settings: Any, topic: str) -> str:
-    """Create ``topic`` like transactions.raw and write the backlog; returns the transaction_id prefix."""
+def preload(settings: Any, topic: str, events: int = BACKLOG) -> str:
+    """Create ``topic`` like transactions.raw and write ``events`` events; returns the transaction_id prefix."""
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
@@ -178,7 +199,7 @@ def preload(settings: Any, topic: str) -> str:
                                                 replication_factor=1)]).values():
         future.result(timeout=30)
     subprocess.run([str(settings.venv_python("generator")), "-m", "generator", "--seed", str(SEED),
-                    "--total-events", str(BACKLOG), "--events-per-second", "0", "--start-time",
+                    "--total-events", str(events), "--events-per-second", "0", "--start-time",
                     "2026-01-01T00:00:00.000Z", "--bootstrap-servers", settings.kafka_bootstrap, "--topic", topic],
                    cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return f"t-{SEED}-"
@@ -238,8 +259,8 @@ def drain(variant: Variant, spec: Any, settings: Any, prefix: str, timeout_s: fl
     services = {name: PidFile(settings.state_dir / "run" / f"{name}.pid").alive_pid() or 0
                 for name in ("postgres", "kafka")}
     began = time.monotonic()
-    first: tuple[float, float] | None = None  # (time, cpu) at the first record
-    last_change: tuple[float, float] | None = None
+    first: tuple[float, float, float] | None = None  # (time, TM cpu, machine cpu) at the first record
+    last_change: tuple[float, float, float] | None = None
     previous: Any = None
     busy: dict[str, list[tuple[float, float]]] = {}
     next_busy = 0.0
@@ -252,7 +273,7 @@ def drain(variant: Variant, spec: Any, settings: Any, prefix: str, timeout_s: fl
     services_first: dict[str, float] = {}
     services_last: dict[str, float] = {}
     while time.monotonic() - began < timeout_s:
-        now, cpu = time.monotonic(), _group_cpu_s(leader)
+        now, cpu, machine = time.monotonic(), _group_cpu_s(leader), _machine_busy_s()
         detail = _get(f"{rest}/jobs/{jid}")
         if detail.get("state") in {"FAILED", "CANCELED"}:
             done_reason = f"job {detail.get('state')}"
@@ -268,16 +289,16 @@ def drain(variant: Variant, spec: Any, settings: Any, prefix: str, timeout_s: fl
             counters = ((_bronze_count(settings, prefix), 0),)
         progressed = any(a or b for a, b in counters)
         if progressed and first is None:
-            first = (now, cpu)
+            first = (now, cpu, machine)
             threads_first = _thread_cpu_s(leader)
             services_first = {name: _group_cpu_s(pid) for name, pid in services.items()}
         if counters != previous:
             previous = counters
             if progressed:
-                last_change = (now, cpu)
+                last_change = (now, cpu, machine)
                 threads_last = _thread_cpu_s(leader)
                 services_last = {name: _group_cpu_s(pid) for name, pid in services.items()}
-        reached = max((max(a, b) for a, b in counters), default=0) >= BACKLOG
+        reached = max((max(a, b) for a, b in counters), default=0) >= variant.backlog
         if first:
             loads.append(os.getloadavg()[0])
         if first and now >= next_busy:
@@ -297,14 +318,17 @@ def drain(variant: Variant, spec: Any, settings: Any, prefix: str, timeout_s: fl
                               "configuration": variant.configuration, "args": list(variant.extra_args)}
     if first and last_change and last_change[0] > first[0]:
         seconds = last_change[0] - first[0]
-        result["events_per_s"] = round(BACKLOG / seconds)
+        events = variant.backlog
+        result["events"] = events
+        result["events_per_s"] = round(events / seconds)
         result["seconds"] = round(seconds, 1)
-        result["tm_cpu_ms_per_1k_events"] = round((last_change[1] - first[1]) / BACKLOG * 1e6, 1)
+        result["tm_cpu_ms_per_1k_events"] = round((last_change[1] - first[1]) / events * 1e6, 1)
+        result["machine_cpu_ms_per_1k_events"] = round((last_change[2] - first[2]) / events * 1e6, 1)
         for name, value in services_last.items():
-            result[f"{name}_cpu_ms_per_1k_events"] = round((value - services_first[name]) / BACKLOG * 1e6, 1)
+            result[f"{name}_cpu_ms_per_1k_events"] = round((value - services_first[name]) / events * 1e6, 1)
         deltas = {k: v - threads_first.get(k, 0.0) for k, v in threads_last.items()}
         result["tm_threads_ms_per_1k_events"] = {
-            k: round(v / BACKLOG * 1e6, 1) for k, v in sorted(deltas.items(), key=lambda kv: -kv[1])[:8]}
+            k: round(v / events * 1e6, 1) for k, v in sorted(deltas.items(), key=lambda kv: -kv[1])[:8]}
     result["load_average_during"] = round(sum(loads) / len(loads), 1) if loads else None
     result["vertices"] = [
         {"name": names[vid][:160],
@@ -356,7 +380,7 @@ def run_variants(names: list[str]) -> list[dict[str, Any]]:
             run_settings = reading(settings, topic)
             if variant.legacy:
                 run_settings = run_settings.model_copy(update={"repo_root": _legacy_root()})
-            prefix = preload(settings, topic)
+            prefix = preload(settings, topic, variant.backlog)
             _clear_bronze(settings, prefix)
             spec = variant_spec(variant, settings, topic)
             load = os.getloadavg()[0]
@@ -392,7 +416,7 @@ def run() -> list[dict[str, Any]]:
     figures = []
     for r in run_variants([]):
         busiest = max(r["vertices"], key=lambda v: v["busy_ms_per_s"], default=None)
-        notes = (f"{r['description']}; {BACKLOG} events preloaded, p={r['parallelism']}, "
+        notes = (f"{r['description']}; {r.get('events', BACKLOG)} events preloaded, p={r['parallelism']}, "
                  f"TM CPU {r.get('tm_cpu_ms_per_1k_events')} ms per 1k events, load average at start "
                  f"{r['load_average_at_start']}; busiest vertex: "
                  + (f"{busiest['name'][:80]} busy {busiest['busy_ms_per_s']} ms/s" if busiest else "n/a"))

@@ -66,6 +66,9 @@ ensure_tools() {
   command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
   [[ -x /usr/lib/cni/bridge || -x /usr/lib/cni/host-local ]] || missing+=(containernetworking-plugins)
   command -v fuse-overlayfs >/dev/null || missing+=(fuse-overlayfs)
+  # podman only recommends an OCI runtime, and --no-install-recommends leaves it out (a fresh machine
+  # then fails at the first import: 'default OCI runtime "runc" not found').
+  command -v "${STREAMFLOW_OCI_RUNTIME:-runc}" >/dev/null || missing+=("${STREAMFLOW_OCI_RUNTIME:-runc}")
   ((${#missing[@]})) || return 0
   [[ $(id -u) -eq 0 ]] || die "missing Debian packages ${missing[*]}: apt-get install --no-install-recommends ${missing[*]}"
   log "installing Debian packages: ${missing[*]}"

@@ -10,7 +10,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 INSTALL="${STREAMFLOW_INSTALL_DIR:-${STREAMFLOW_STATE_DIR:-$ROOT/.streamflow}}"
 PY="$INSTALL/venvs/dev/bin/python"
-EXPECTED_TESTS=4
+EXPECTED_TESTS=5
 REPORTS="$ROOT/test-output"          # git-ignored; the junit report the last step reads
 JUNIT="$REPORTS/k8s-cluster-junit.xml"
 step() { printf '[test-k8s %s] %s\n' "$1" "$2"; }

@@ -110,6 +110,10 @@ class Settings(SettingsLayout, BaseSettings):
     k8s_namespace_processing: str = "streamflow-processing"
     k8s_in_cluster: bool = True
     k8s_config_file: str = ""
+    # A folder laid out like k8s/base (flink/<job>.yaml, generator/pod-template.yaml) whose manifests the
+    # Kubernetes runtime applies instead of k8s/base's: an overlay rendered per file (images, endpoints,
+    # resources of your cluster). Empty: k8s/base.
+    k8s_spec_dir: str = ""
 
     # Pipeline behaviour.
     generator_events: int = Field(50_000, ge=1)
@@ -161,6 +165,14 @@ class Settings(SettingsLayout, BaseSettings):
     @classmethod
     def _valid_topic(cls, value: str) -> str:
         return check_topic_name(value)
+
+    @field_validator("k8s_spec_dir")
+    @classmethod
+    def _spec_dir_exists(cls, value: str) -> str:
+        if value and not Path(value).is_dir():
+            raise ValueError(f"is not a directory (got {value!r}); it must hold flink/<job>.yaml and "
+                             "generator/pod-template.yaml like k8s/base, or be unset")
+        return value
 
     @field_validator("quality_schedule")
     @classmethod
@@ -250,6 +262,22 @@ class Settings(SettingsLayout, BaseSettings):
             "STREAMFLOW_WAREHOUSE_DB": self.warehouse_db,
         }
 
+
+    def runtime_env(self) -> dict[str, str]:
+        """The settings that choose and configure the runtime, as the variables that set them: the Airflow
+        processes the stack starts must build the same runtime as the ``streamflow`` command that started
+        them, also when that command's settings were not all read from its own environment."""
+        env = {f"{ENV_PREFIX}RUNTIME": self.runtime.value}
+        if self.runtime is Runtime.KUBERNETES:
+            env |= {
+                f"{ENV_PREFIX}K8S_NAMESPACE_PROCESSING": self.k8s_namespace_processing,
+                f"{ENV_PREFIX}K8S_IN_CLUSTER": str(self.k8s_in_cluster).lower(),
+                f"{ENV_PREFIX}K8S_CONFIG_FILE": self.k8s_config_file,
+                f"{ENV_PREFIX}K8S_SPEC_DIR": self.k8s_spec_dir,
+                f"{ENV_PREFIX}KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
+                f"{ENV_PREFIX}POSTGRES_PASSWORD": self.postgres_password or "",
+            }
+        return env
 
     def airflow_connections_env(self) -> dict[str, str]:
         """The warehouse as the Airflow connection ``streamflow_postgres`` (``AIRFLOW_CONN_*``, JSON form):

@@ -876,58 +876,34 @@ def operator_identity() -> list[dict[str, Any]]:
          "subjects": [{"kind": "ServiceAccount", "name": "flink-operator", "namespace": "streamflow-system"}]},
     ]
 
-def _flink_python_in_lib(pod_spec: dict[str, Any], image: str) -> None:
-    """Put flink-python on the JVM's system class path, as the local runtime has it.
-
-    Our image has it only in /opt/flink/opt, so it reaches the TaskManager as the job jar (jarURI)
-    and pemja is loaded by the user class loader, whose JDK 8 workaround fails on Java 17 at the first
-    start of every Python operator ("java.lang.NoSuchFieldException: loadedLibraryNames" in
-    pemja.utils.CommonUtils.loadLibrary); the job restarts forever. Here an init container of the same
-    image copies lib/ plus opt/flink-python-*.jar into an emptyDir mounted over /opt/flink/lib; the
-    proper fix is the same copy in images/flink/Dockerfile.
-    """
-    pod_spec.setdefault("volumes", []).append({"name": "flink-lib", "emptyDir": {}})
-    pod_spec.setdefault("initContainers", []).append({
-        "name": "flink-lib", "image": image, "imagePullPolicy": "Never",
-        "command": ["sh", "-c", "cp -r /opt/flink/lib/* /opt/flink/opt/flink-python-*.jar /flink-lib/"],
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-        "volumeMounts": [{"name": "flink-lib", "mountPath": "/flink-lib"}],
-    })
-    # libpython: PyFlink's thread mode embeds CPython through pemja, which loads libpython3.11.so
-    # (found by find_libpython). Our image has the interpreter but not Debian's libpython3.11, so
-    # pemja fails first with an UnsatisfiedLinkError that its JDK 8 fallback turns into the
-    # NoSuchFieldException above. Until images/flink/Dockerfile installs libpython3.11, the host's
-    # (same Debian bookworm build, 3.11.2) is mounted read-only.
-    host_lib = Path("/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0")
-    pod_spec["volumes"].append({"name": "libpython", "hostPath": {"path": str(host_lib), "type": "File"}})
-    for container in pod_spec["containers"]:
-        if container["name"] == "flink-main-container":
-            container.setdefault("volumeMounts", []).extend([
-                {"name": "flink-lib", "mountPath": "/opt/flink/lib"},
-                {"name": "libpython", "mountPath": str(host_lib), "readOnly": True},
-                {"name": "libpython", "mountPath": "/usr/lib/x86_64-linux-gnu/libpython3.11.so", "readOnly": True},
-            ])
-
-
 def flink_deployment_for_test(name: str, endpoints: StackEndpoints, settings: Any, *, tm_memory: str = "1536m",
-                              parallelism: int = 1) -> dict[str, Any]:
+                              parallelism: int = 1, jm_cpu: float = 0.25, tm_cpu: float = 0.5,
+                              checkpoint_interval: str | None = None) -> dict[str, Any]:
     """``k8s/base/flink/<name>.yaml`` as the test overlay runs it: rendered by the product
-    (``render_flink_deployment``: topic arguments bound to the settings' topics), our image never
-    pulled, Kafka and PostgreSQL at the node address, one TaskManager with one slot and a small memory
-    budget (2 cores shared with other work), and logs on the console (kubectl logs / pod-logs): the
-    operator ships no log4j configuration of its own when run outside its chart."""
+    (``render_flink_deployment``: topic arguments bound to the settings' topics), our image as built
+    (flink-python and libpython in it, nothing mounted from the host) and never pulled, Kafka and
+    PostgreSQL at the node address, one TaskManager with one slot and a small memory budget, CPU
+    requests small enough for three jobs on the 2-core node with limits that let a pod use a core
+    while the others idle, and logs on the console (kubectl logs / pod-logs): the operator ships no
+    log4j configuration of its own when run outside its chart."""
     from streamflow.runtime.kubernetes import render_flink_deployment
 
     fd = render_flink_deployment(REPO_ROOT / "k8s" / "base" / "flink" / f"{name}.yaml", settings)
     spec = fd["spec"]
     spec["imagePullPolicy"] = "Never"
-    spec["flinkConfiguration"]["taskmanager.numberOfTaskSlots"] = "1"
-    spec["taskManager"]["resource"] = {"memory": tm_memory, "cpu": 0.5}
-    spec["jobManager"]["resource"] = {"memory": "1024m", "cpu": 0.25}
+    configuration = spec["flinkConfiguration"]
+    configuration["taskmanager.numberOfTaskSlots"] = "1"
+    # limit = request x factor (Flink's native Kubernetes defaults the factor to 1: a 0.25-CPU JobManager
+    # would be throttled to a quarter core while it compiles the job graph)
+    configuration["kubernetes.jobmanager.cpu.limit-factor"] = str(round(1.0 / jm_cpu, 2))
+    configuration["kubernetes.taskmanager.cpu.limit-factor"] = str(round(1.0 / tm_cpu, 2))
+    if checkpoint_interval:
+        configuration["execution.checkpointing.interval"] = checkpoint_interval
+    spec["taskManager"]["resource"] = {"memory": tm_memory, "cpu": tm_cpu}
+    spec["jobManager"]["resource"] = {"memory": "1024m", "cpu": jm_cpu}
     spec["job"]["parallelism"] = parallelism
     spec["logConfiguration"] = {"log4j-console.properties": CONSOLE_LOG4J}
-    spec["flinkConfiguration"].setdefault("env.java.opts.all", FLINK_JAVA17_OPTS)
-    _flink_python_in_lib(spec["podTemplate"]["spec"], str(spec["image"]))
+    configuration.setdefault("env.java.opts.all", FLINK_JAVA17_OPTS)
     for container in spec["podTemplate"]["spec"]["containers"]:
         for env in container.get("env", []):
             if env["name"] == "KAFKA_BOOTSTRAP_SERVERS":

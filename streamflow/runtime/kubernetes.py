@@ -1,8 +1,10 @@
 """Kubernetes runtime: FlinkDeployments through the Flink Kubernetes Operator, the generator as a pod.
 
-Both are applied from the specs in ``k8s/`` with one change: every topic is the one the settings name
-(:func:`streamflow.catalog.bind_job_topics`, :func:`streamflow.generator_spec.bound_pod_template`),
-as in the local runtime, so ``STREAMFLOW_TOPIC_*`` renames a topic for its producers and consumers alike.
+Both are applied from the specs in ``k8s/base`` - or, with ``STREAMFLOW_K8S_SPEC_DIR``, from the files of
+the same names in that folder (an overlay rendered for the user's cluster: images, endpoints, resources) -
+with one change: every topic is the one the settings name (:func:`streamflow.catalog.bind_job_topics`,
+:func:`streamflow.generator_spec.bound_pod_template`), as in the local runtime, so ``STREAMFLOW_TOPIC_*``
+renames a topic for its producers and consumers alike.
 """
 
 from __future__ import annotations
@@ -18,10 +20,26 @@ from airflow.sdk import BaseOperator
 from streamflow import catalog
 from streamflow.flink_health import default_stable_window_s
 from streamflow.flink_spec import parse_spec
-from streamflow.generator_spec import bound_pod_template, bounded_run_args, load_generator_spec
+from streamflow.generator_spec import POD_TEMPLATE, bound_pod_template, bounded_run_args, load_generator_spec
 from streamflow.kubernetes_access import connection_kwargs
 from streamflow.operators.flink_kubernetes import FlinkDeploymentApplyOperator, FlinkDeploymentRunningSensor
-from streamflow.settings import Settings
+from streamflow.settings import ENV_PREFIX, Settings
+
+K8S_BASE = POD_TEMPLATE.parent.parent  # k8s/base: what STREAMFLOW_K8S_SPEC_DIR mirrors
+
+
+def spec_file(settings: Settings, base_file: Path) -> Path:
+    """The manifest the runtime applies for ``base_file`` (a file under k8s/base): the file at the same
+    relative path in ``STREAMFLOW_K8S_SPEC_DIR`` when that is set (it must then exist: a half-copied
+    overlay must not silently deploy the base's images and endpoints), else ``base_file`` itself."""
+    if not settings.k8s_spec_dir:
+        return base_file
+    path = Path(settings.k8s_spec_dir) / base_file.relative_to(K8S_BASE)
+    if not path.is_file():
+        raise FileNotFoundError(f"{ENV_PREFIX}K8S_SPEC_DIR={settings.k8s_spec_dir}: {path} is missing; the folder must "
+                                f"hold every manifest the runtime applies, laid out like k8s/base "
+                                f"({base_file.relative_to(K8S_BASE)})")
+    return path
 
 
 def read_flink_deployment(path: Path) -> dict[str, Any]:
@@ -45,7 +63,7 @@ class KubernetesRuntime:
         self.settings = settings
 
     def flink_job(self, job: str) -> tuple[BaseOperator, BaseOperator]:
-        path = catalog.flink_job(job).spec_path
+        path = spec_file(self.settings, catalog.flink_job(job).spec_path)
         resource = render_flink_deployment(path, self.settings)
         metadata = resource["metadata"]
         assert isinstance(metadata, dict)
@@ -69,12 +87,13 @@ class KubernetesRuntime:
         return deploy, wait
 
     def generator(self) -> BaseOperator:
-        spec = load_generator_spec()
+        path = spec_file(self.settings, POD_TEMPLATE)
+        spec = load_generator_spec(path)
         return KubernetesPodOperator(
             task_id="run_generator",
             name="streamflow-generator",
             namespace=spec.namespace or self.settings.k8s_namespace_processing,
-            pod_template_dict=bound_pod_template(self.settings),
+            pod_template_dict=bound_pod_template(self.settings, path),
             arguments=[*spec.args, *bounded_run_args(self.settings)],
             get_logs=True,
             on_finish_action="delete_succeeded_pod",

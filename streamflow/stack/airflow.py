@@ -88,7 +88,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
             "DO_NOT_TRACK": "1",
             "SCARF_ANALYTICS": "false",
-            "STREAMFLOW_RUNTIME": settings.runtime.value,
+            **settings.runtime_env(),   # STREAMFLOW_RUNTIME and, on Kubernetes, how to reach the cluster
             "STREAMFLOW_STATE_DIR": str(settings.state_dir),
             "STREAMFLOW_INSTALL_DIR": str(settings.install_dir),
             **settings.airflow_connections_env(),   # the warehouse as connection streamflow_postgres
