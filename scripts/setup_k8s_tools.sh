@@ -6,6 +6,8 @@
 #       Flink operator Maven org.apache.flink:flink-kubernetes-operator-api     -> META-INF/fabric8/*-v1.yml
 #       Strimzi        Maven io.strimzi:api (model classes, no YAML) run through io.strimzi:crd-generator
 #                      with the exact arguments of the io.strimzi:api pom's CRD generation step.
+#     and Argo CD's Application/AppProject CRDs (Go module zip github.com/argoproj/argo-cd/v3 ->
+#     manifests/crds), for the GitOps Application in k8s/gitops.
 # Everything is cached under .streamflow/ (never copied into the repo). Idempotent: a stamp (hash of
 # this script + k8s/versions.env) makes a warm run return in milliseconds.
 # Prints nothing on stdout; logs go to stderr.
@@ -49,6 +51,19 @@ if [[ ! -f "$out/.complete" ]]; then
   [[ -d "$dir/config/crd/bases" ]] || die "github.com/cloudnative-pg/cloudnative-pg@v${CNPG_VERSION} has no config/crd/bases"
   rm -rf "$out"; mkdir -p "$out"
   cp "$dir"/config/crd/bases/*.yaml "$out/"
+  chmod -R u+w "$out"
+  touch "$out/.complete"
+fi
+
+# --- Argo CD CRDs (Go module zip) ------------------------------------------------------------------
+out="$CRDS/argocd-$ARGOCD_VERSION"
+if [[ ! -f "$out/.complete" ]]; then
+  log "Argo CD $ARGOCD_VERSION CRDs from the Go module proxy"
+  dir="$(cd "$WORK" && GOFLAGS=-mod=mod go mod download -json "github.com/argoproj/argo-cd/v3@v${ARGOCD_VERSION}" \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
+  [[ -f "$dir/manifests/crds/application-crd.yaml" ]] || die "github.com/argoproj/argo-cd/v3@v${ARGOCD_VERSION} has no manifests/crds"
+  rm -rf "$out"; mkdir -p "$out"
+  cp "$dir"/manifests/crds/application-crd.yaml "$dir"/manifests/crds/appproject-crd.yaml "$out/"
   chmod -R u+w "$out"
   touch "$out/.complete"
 fi

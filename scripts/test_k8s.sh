@@ -10,20 +10,21 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 INSTALL="${STREAMFLOW_INSTALL_DIR:-${STREAMFLOW_STATE_DIR:-$ROOT/.streamflow}}"
 PY="$INSTALL/venvs/dev/bin/python"
-EXPECTED_TESTS=5
+EXPECTED_TESTS=6
 REPORTS="$ROOT/test-output"          # git-ignored; the junit report the last step reads
 JUNIT="$REPORTS/k8s-cluster-junit.xml"
 step() { printf '[test-k8s %s] %s\n' "$1" "$2"; }
 
-step 1/5 "Kubernetes binaries incl. kubelet and CoreDNS (cached; cold ~50 min of Go builds)"
+step 1/5 "Kubernetes binaries incl. kubelet and CoreDNS (cached; cold ~6 min after set-up's control-plane build)"
 bash scripts/build_k8s_binaries.sh node >/dev/null   # core (etcd, apiserver, kubectl) + node + CoreDNS
-step 2/5 "images flink + generator with podman (cached layers; cold ~20 min)"
+step 2/5 "images flink + generator with podman (cached layers; cold ~5 min)"
 bash scripts/k8s_images.sh all flink generator
-step 3/5 "Flink Kubernetes Operator jar from ../shared/vendor (cached; cold ~8 min)"
+step 3/5 "Flink Kubernetes Operator jar from ../shared/vendor (cached; cold ~5 min)"
 bash scripts/k8s_operator_build.sh
-step 4/5 "tests/k8s_cluster on a real single-node cluster (~6-11 min)"
+step 4/5 "tests/k8s_cluster on a real single-node cluster, bootstrap_pipeline included (~5 min)"
 mkdir -p "$REPORTS"
-STREAMFLOW_TEST_K8S_CLUSTER=1 "$PY" -m pytest tests/k8s_cluster -p no:cacheprovider -v -rs --junitxml="$JUNIT"
+# -rA: the passed tests' output too (pod phases, the operator-written states, the figures)
+STREAMFLOW_TEST_K8S_CLUSTER=1 "$PY" -m pytest tests/k8s_cluster -p no:cacheprovider -v -rA --junitxml="$JUNIT"
 step 5/5 "every test ran (none skipped, none missing)"
 "$PY" - "$EXPECTED_TESTS" "$JUNIT" <<'PY'
 import sys

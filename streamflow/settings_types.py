@@ -43,6 +43,7 @@ PLATFORM_VARIABLES: dict[str, str] = {
     f"{ENV_PREFIX}K8S_CRD_DIR": "tests/k8s_testenv.py: another folder of CRD files",
     f"{ENV_PREFIX}K8S_API_PORT": "scripts/k8s_api.sh, tests/k8s_testenv.py: fixed test API server port",
     f"{ENV_PREFIX}TEST_K8S_CLUSTER": "tests/k8s_cluster: 1 runs the real single-node cluster tests (make test-k8s)",
+    f"{ENV_PREFIX}TEST_K8S_STAGE": "scripts/run_tests.sh: 0 leaves the real-cluster stage out of `make test` (said so)",
     f"{ENV_PREFIX}K8S_CLUSTER_DIR": "scripts/k8s_cluster.sh: state dir of the test cluster",
     f"{ENV_PREFIX}K8S_OCI_RUNTIME": "scripts/k8s_cluster.sh, tests/k8s_cluster_env.py: runc (default) or crun",
     f"{ENV_PREFIX}K8S_IMAGES": "scripts/k8s_cluster.sh: which image archives `up` imports",

@@ -69,7 +69,9 @@ NOFILE_LIMIT = 20000  # this VM's hard limit; the kubelet's default (1000000) ca
 CNI_BIN_DIR = Path("/usr/lib/cni")
 DEBIAN_PACKAGES = {"containerd": "/usr/bin/containerd", "runc": "/usr/sbin/runc", "crun": "/usr/bin/crun",
                    "containernetworking-plugins": "/usr/lib/cni/bridge", "iptables": "/usr/sbin/iptables",
-                   "conntrack": "/usr/sbin/conntrack"}
+                   "conntrack": "/usr/sbin/conntrack",
+                   # forwards the node address to the local stack's PostgreSQL (expose_local_stack)
+                   "socat": "/usr/bin/socat"}
 #: Figures measured by the tests in tests/k8s_cluster (one dict for the conftest and the test module:
 #: pytest imports a conftest under its own module name, so a dict defined there would be a second copy).
 FIGURES: dict[str, object] = {}
@@ -104,7 +106,7 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 def ensure_debian_packages() -> None:
-    """containerd, runc/crun, the CNI plugins, iptables and conntrack from Debian (idempotent)."""
+    """containerd, runc/crun, the CNI plugins, iptables, conntrack and socat from Debian (idempotent)."""
     missing = [pkg for pkg, path in DEBIAN_PACKAGES.items() if not Path(path).exists()]
     if not missing:
         return

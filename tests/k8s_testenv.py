@@ -102,7 +102,7 @@ def _pinned_versions() -> dict[str, str]:
 
 
 def ensure_crds() -> list[Path]:
-    """The Flink operator, Strimzi and CloudNativePG CRD files at the versions pinned in
+    """The Flink operator, Strimzi, CloudNativePG and Argo CD CRD files at the versions pinned in
     k8s/versions.env: all of each operator's CRDs, since the overlay uses more kinds than the
     headline ones (e.g. CNPG ``Database``).
 
@@ -126,7 +126,8 @@ def ensure_crds() -> list[Path]:
         root = REPO_ROOT / ".streamflow" / "k8s-crds"
         dirs = [root / f"cnpg-{versions['CNPG_VERSION']}",
                 root / f"flink-operator-{versions['FLINK_OPERATOR_VERSION']}",
-                root / f"strimzi-{versions['STRIMZI_VERSION']}"]
+                root / f"strimzi-{versions['STRIMZI_VERSION']}",
+                root / f"argocd-{versions['ARGOCD_VERSION']}"]
     files = sorted(p for d in dirs for p in (*d.glob("*.yaml"), *d.glob("*.yml")) if p.is_file())
     if not files:
         raise ControlPlaneError(f"no CRD files in {', '.join(map(str, dirs))}")

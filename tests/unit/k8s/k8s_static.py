@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
 from streamflow.settings import load_settings
@@ -106,7 +107,8 @@ def crd_index(crd_dir: Path = CRD_CACHE) -> dict[tuple[str, str], Doc]:
     """(group, kind) -> CustomResourceDefinition, from the cached CRDs of the pinned operator versions."""
     pinned = versions()
     dirs = [crd_dir / f"cnpg-{pinned['CNPG_VERSION']}", crd_dir / f"strimzi-{pinned['STRIMZI_VERSION']}",
-            crd_dir / f"flink-operator-{pinned['FLINK_OPERATOR_VERSION']}"]
+            crd_dir / f"flink-operator-{pinned['FLINK_OPERATOR_VERSION']}",
+            crd_dir / f"argocd-{pinned['ARGOCD_VERSION']}"]
     index: dict[tuple[str, str], Doc] = {}
     for folder in dirs:
         for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
@@ -155,6 +157,21 @@ def crd_version_schema(crd: Doc, version: str) -> Doc | None:
 
 
 # --- pod specs ----------------------------------------------------------------------------------
+def validate_custom(doc: Doc, crds: dict[tuple[str, str], Doc]) -> list[str]:
+    """Errors of a custom resource against its CRD's schema for its version, with the API server's
+    strict field validation (unknown fields are errors)."""
+    group, version = str(doc["apiVersion"]).split("/")
+    crd = crds.get((group, doc["kind"]))
+    if crd is None:
+        return [f"{ref(doc)}: no CRD for {group}/{doc['kind']} in the pinned operator versions"]
+    schema = crd_version_schema(crd, version)
+    if schema is None:
+        return [f"{ref(doc)}: version {version} is not served by {crd['metadata']['name']}"]
+    validator = jsonschema.Draft7Validator(strict_schema(schema))
+    return [f"{ref(doc)}: {'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+            for e in validator.iter_errors(doc)]
+
+
 def pod_specs(doc: Doc) -> Iterator[tuple[str, Doc]]:
     """Every pod spec a rendered object will produce, with a label for messages."""
     kind, spec = doc.get("kind"), doc.get("spec") or {}

@@ -10,10 +10,9 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import kubernetes_validate
 import pytest
-from k8s_static import NAMESPACES, Doc, crd_version_schema, pod_template, ref, strict_schema, versions
+from k8s_static import NAMESPACES, Doc, pod_template, ref, validate_custom, versions
 
 from streamflow.catalog import topic_renames
 from streamflow.settings import load_settings
@@ -24,19 +23,6 @@ CRD_GROUPS = {"kafka.strimzi.io", "postgresql.cnpg.io", "flink.apache.org"}
 
 def _is_custom(doc: Doc) -> bool:
     return str(doc["apiVersion"]).split("/")[0] in CRD_GROUPS
-
-
-def _validate_custom(doc: Doc, crds: dict[tuple[str, str], Doc]) -> list[str]:
-    group, version = str(doc["apiVersion"]).split("/")
-    crd = crds.get((group, doc["kind"]))
-    if crd is None:
-        return [f"{ref(doc)}: no CRD for {group}/{doc['kind']} in the pinned operator versions"]
-    schema = crd_version_schema(crd, version)
-    if schema is None:
-        return [f"{ref(doc)}: version {version} is not served by {crd['metadata']['name']}"]
-    validator = jsonschema.Draft7Validator(strict_schema(schema))
-    return [f"{ref(doc)}: {'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-            for e in validator.iter_errors(doc)]
 
 
 def _validate_core(doc: Doc) -> list[str]:
@@ -100,7 +86,7 @@ def test_custom_resources_match_their_crd_schemas(rendered: list[Doc], crds: dic
     custom = [d for d in rendered if _is_custom(d)]
     assert {d["kind"] for d in custom} == {"Kafka", "KafkaNodePool", "KafkaTopic", "Cluster", "Database",
                                            "FlinkDeployment"}
-    errors = [e for d in custom for e in _validate_custom(d, crds)]
+    errors = [e for d in custom for e in validate_custom(d, crds)]
     assert errors == []
 
 
@@ -122,9 +108,9 @@ def test_crd_validation_rejects_broken_resources(rendered: list[Doc], crds: dict
                                                  mutate: Any, expected: str) -> None:
     """The schema check has teeth: each mutation of a valid rendered object is reported."""
     doc = copy.deepcopy(next(d for d in rendered if d["kind"] == kind))
-    assert _validate_custom(doc, crds) == []
+    assert validate_custom(doc, crds) == []
     mutate(doc)
-    errors = _validate_custom(doc, crds)
+    errors = validate_custom(doc, crds)
     assert any(expected in e for e in errors), errors
 
 
