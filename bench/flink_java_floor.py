@@ -6,8 +6,10 @@ measures the part no design can drop - read the event from Kafka, take its id an
 (``JSON_VALUE``), upsert it into bronze - as machine-wide CPU per event (``/proc/stat``: every process,
 kernel included), with both cores (parallelism 2), on a 300k-event backlog (``bench/flink_sql_ceiling.py``
 through ``bench/flink_stages.py``): once straight into ``bronze.raw_transactions`` and once through
-ADR 0009's trigger-routed inbox, which is what the transaction processor writes. What remains of the
-200 us is what validation, detection and metrics may cost per event.
+ADR 0009's trigger-routed inbox, which is what the transaction processor writes, and once more with each
+event validated in Java by the sound shape regex (``flink_app.shape_check``: every event of the backlog
+has the shape, so all of them must reach bronze). What remains of the 200 us is what validation,
+detection and metrics may cost per event.
 
 Starting state: PostgreSQL and Kafka of the default state folder (started if stopped; bronze as it is),
 no Flink cluster, a fresh topic preloaded by the generator (seed 4242); each variant's cluster is
@@ -20,7 +22,7 @@ from typing import Any
 
 from bench.flink_stages import run_variants
 
-VARIANTS = ("sql-ceiling-jdbc-rewrite-p2", "sql-ceiling-inbox-p2")
+VARIANTS = ("sql-ceiling-jdbc-rewrite-p2", "sql-ceiling-inbox-p2", "sql-ceiling-shape-inbox-p2")
 #: 2 cores for 10,000 events/s
 BUDGET_US = 2 * 1e6 / 10_000
 

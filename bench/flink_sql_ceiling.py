@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from flink_app import config, sql
+from flink_app import config, shape_check, sql
 from flink_app.jobs.common import environments
 
 
@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rewrite-batched", action="store_true")
     parser.add_argument("--dlq-topic", default="dlq.errors")  # the processor spec's arguments, unused here
     parser.add_argument("--max-event-bytes", type=int, default=65_536)
+    parser.add_argument("--shape-check", action="store_true",
+                        help="keep only events of flink_app.shape_check.SHAPE (Java regex), as a Java validator would")
     parser.add_argument("--table", default="bronze.raw_transactions",
                         help="JDBC target (bronze.raw_transactions_inbox: the trigger-routed inbox of ADR 0009)")
     args = config.parse(parser, argv)
@@ -44,10 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     else:
         columns = ",\n  ".join(f"`{c}` {t}" for c, t in sql.BRONZE_TRANSACTIONS_COLUMNS)
         t_env.execute_sql(f"CREATE TABLE sink (\n  {columns}\n) WITH ('connector' = 'blackhole')")
+    shape = f" WHERE REGEXP(payload, '^{shape_check.SHAPE}$')" if args.shape_check else ""
     t_env.execute_sql(
         "INSERT INTO sink SELECT JSON_VALUE(payload, '$.transaction_id'), payload, `topic`, `partition`, `offset`, "
         "JSON_VALUE(payload, '$.event_time'), DATE_FORMAT(CURRENT_TIMESTAMP, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') "
-        "FROM (SELECT CAST(`value` AS STRING) AS payload, `topic`, `partition`, `offset` FROM source_raw)"
+        "FROM (SELECT CAST(`value` AS STRING) AS payload, `topic`, `partition`, `offset` FROM source_raw)" + shape
     )
 
 

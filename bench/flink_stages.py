@@ -113,7 +113,11 @@ VARIANTS = [
            "reWriteBatchedInserts=true", ("--sink", "jdbc", "--rewrite-batched"), "bronze"),
           ("inbox", "no Python: Kafka -> JDBC upsert into bronze.raw_transactions_inbox (ADR 0009's "
            "trigger-routed inbox, what the processor writes)",
-           ("--sink", "jdbc", "--rewrite-batched", "--table", "bronze.raw_transactions_inbox"), "bronze"))],
+           ("--sink", "jdbc", "--rewrite-batched", "--table", "bronze.raw_transactions_inbox"), "bronze"),
+          ("shape-inbox", "as the inbox variant, each event validated in Java by the sound shape regex "
+           "(flink_app.shape_check, REGEXP)",
+           ("--sink", "jdbc", "--rewrite-batched", "--table", "bronze.raw_transactions_inbox", "--shape-check"),
+           "bronze"))],
 ]
 
 
