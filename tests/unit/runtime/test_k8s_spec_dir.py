@@ -21,19 +21,10 @@ from streamflow.runtime import runtime_for
 from streamflow.runtime.kubernetes import K8S_BASE, spec_file
 from streamflow.settings import Settings, SettingsError, load_settings
 from streamflow.stack.airflow import airflow_env
+from tests.unit.runtime.unreachable_cluster import write_kubeconfig
 
 OVERLAY_IMAGE = "registry.example/streamflow/flink:overlay"
 OVERLAY_KAFKA = "198.18.0.1:59192"
-
-
-def _kubeconfig(tmp_path: Path) -> Path:
-    path = tmp_path / "kubeconfig"  # building the pod request reads one; nothing connects to it
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "t",
-        "clusters": [{"name": "t", "cluster": {"server": "https://kube.invalid:6443"}}],
-        "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}],
-        "users": [{"name": "t", "user": {"token": "t"}}]}))
-    return path
 
 
 def _overlay(tmp_path: Path) -> Path:
@@ -57,7 +48,7 @@ def _overlay(tmp_path: Path) -> Path:
 
 def _kubernetes(tmp_path: Path, spec_dir: Path | None) -> Settings:
     return load_settings(state_dir=tmp_path, runtime="kubernetes", kafka_bootstrap_servers="kafka.invalid:9092",
-                         postgres_password="x", k8s_in_cluster=False, k8s_config_file=str(_kubeconfig(tmp_path)),
+                         postgres_password="x", k8s_in_cluster=False, k8s_config_file=str(write_kubeconfig(tmp_path)),
                          k8s_spec_dir=str(spec_dir or ""))
 
 

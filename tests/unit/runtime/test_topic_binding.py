@@ -24,6 +24,7 @@ from streamflow.generator_spec import bounded_run_args, load_generator_spec, loc
 from streamflow.runtime import flink_local_config, runtime_for
 from streamflow.runtime.kubernetes import render_flink_deployment
 from streamflow.settings import Settings, load_settings
+from tests.unit.runtime.unreachable_cluster import write_kubeconfig
 
 REPO = Path(__file__).resolve().parents[3]
 RENAMED = {"topic_transactions": "renamed.tx", "topic_alerts": "renamed.alerts",
@@ -38,12 +39,7 @@ def local(tmp_path: Path) -> Settings:
 
 @pytest.fixture()
 def kubernetes(tmp_path: Path) -> Settings:
-    kubeconfig = tmp_path / "kubeconfig"  # building the pod request reads one; nothing connects to it
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "t",
-        "clusters": [{"name": "t", "cluster": {"server": "https://kube.invalid:6443"}}],
-        "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}],
-        "users": [{"name": "t", "user": {"token": "t"}}]}))
+    kubeconfig = write_kubeconfig(tmp_path)  # building the pod request reads one; nothing connects to it
     return load_settings(state_dir=tmp_path, runtime="kubernetes", kafka_bootstrap_servers="kafka.invalid:9092",
                          postgres_password="x", k8s_in_cluster=False, k8s_config_file=str(kubeconfig), **RENAMED)
 
