@@ -100,10 +100,12 @@ fi
 if command -v java >/dev/null; then
   jv="$(java -version 2>&1 | sed -n 's/.*version "\([0-9][0-9]*\)[."].*/\1/p' | head -n1)"
   if [[ -n "$jv" && "$jv" -ge 17 ]]; then ok "java 17" "$(java -version 2>&1 | head -n1)"
-  else missing "java 17 (found ${jv:-?})" "openjdk-17-jre-headless" "install OpenJDK 17 and put it first on PATH"; fi
+  else missing "java 17 (found ${jv:-?})" "openjdk-17-jdk-headless" "install OpenJDK 17 and put it first on PATH"; fi
 else
-  missing "java 17" "openjdk-17-jre-headless" "install OpenJDK 17"
+  missing "java 17" "openjdk-17-jdk-headless" "install OpenJDK 17 (the JDK: javac compiles the jobs' Java functions)"
 fi
+if command -v javac >/dev/null; then ok "javac" "$(javac -version 2>&1 | head -n1) (compiles jvm/flink-functions)"
+else missing "javac (a JDK 17)" "openjdk-17-jdk-headless" "install the OpenJDK 17 JDK (the jobs' Java functions are compiled)"; fi
 if command -v mvn >/dev/null; then ok "maven" "$(command -v mvn)"
 else missing "maven (mvn)" "maven" "install Apache Maven 3.8+"; fi
 pg="$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -n1)"

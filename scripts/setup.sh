@@ -40,7 +40,7 @@ export UV_PYTHON_INSTALL_DIR="${UV_PYTHON_INSTALL_DIR:-$STATE/tools/python}"  # 
 
 lock_paths() { local l; for l in ${VENV_LOCKS[$1]}; do [[ -f "$ROOT/$l" ]] && echo "$ROOT/$l"; done; }
 
-steps_init setup $((5 + ${#STACK_VENVS[@]} + ${#POMS[@]}))
+steps_init setup $((6 + ${#STACK_VENVS[@]} + ${#POMS[@]}))
 
 # --- 1. prerequisites (and Debian packages, as root or through sudo) -----------------------------------
 next_step
@@ -103,6 +103,22 @@ for name in kafka flink; do
   step_bg_wait "jars-$name" 40 || die "Maven could not resolve ${POMS[$name]}: check the versions in that pom (log above)."
   stamp "jars-$name" "${JAR_KEY[$name]}"
 done
+# the jobs' Java functions (the fast path of the three jobs), compiled against the flink venv's own Flink
+functions_jar="$STATE/jars/functions/streamflow-flink-functions.jar"   # settings.flink_functions_jar
+build_functions() {
+  local home
+  home="$(find "$STATE/venvs/flink/lib" -maxdepth 3 -type d -path '*/site-packages/pyflink' | head -n1)"
+  rm -f "$functions_jar"
+  bash "$ROOT/scripts/build_flink_functions.sh" "$home" "$functions_jar"
+}
+key="$(cd "$ROOT" && find jvm/flink-functions -type f -name '*.java' | LC_ALL=C sort | xargs cat | sha256sum \
+  | cut -c1-16)-$(cat "$STAMPS/venv-flink" 2>/dev/null)"
+if fresh flink-functions "$key" && [[ -f "$functions_jar" ]]; then step_fresh "the jobs' Java functions"
+else
+  step_run "the jobs' Java functions (javac, jvm/flink-functions)" 5 build_functions \
+    || die "compiling jvm/flink-functions failed (log above): a JDK 17 (javac) is needed; fix the Java source."
+  stamp flink-functions "$key"
+fi
 if ((portal_fresh)); then step_fresh "portal browser libraries"
 else step_bg_wait portal 15 || die "installing the lineage portal's browser libraries failed (log above)."; fi
 

@@ -48,6 +48,8 @@ def preflight() -> dict[str, str]:
                    if not p.exists()]
         if not any((s.jars_dir / "flink").glob("flink-connector-kafka-*.jar")):
             missing.append(str(s.jars_dir / "flink"))
+        if not s.flink_functions_jar.is_file():
+            missing.append(str(s.flink_functions_jar))
         if shutil.which("java") is None:
             missing.append("java (OpenJDK 17)")
         if missing:

@@ -31,6 +31,11 @@ class SettingsLayout:
         return self.install_dir / "jars"
 
     @property
+    def flink_functions_jar(self) -> Path:
+        """The jobs' Java functions (jvm/flink-functions), compiled by scripts/build_flink_functions.sh."""
+        return self.jars_dir / "functions" / "streamflow-flink-functions.jar"
+
+    @property
     def tools_dir(self) -> Path:
         """uv, kustomize and other pinned tools (scripts/setup.sh, scripts/setup_k8s_tools.sh)."""
         return self.install_dir / "tools"

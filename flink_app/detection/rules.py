@@ -132,12 +132,18 @@ def hour_of_day(ts: float) -> int:
 
 def implied_speed_kmh(state: CustomerState, txn: Transaction) -> tuple[float, float]:
     """(distance km, speed km/h) from the previous transaction; (0, 0) for the first one."""
-    if state.last_ts is None or state.last_lat is None or state.last_lon is None:
+    return implied_speed(state.last_ts, state.last_lat, state.last_lon, txn.event_ts, txn.lat, txn.lon)
+
+
+def implied_speed(last_ts: float | None, last_lat: float | None, last_lon: float | None, event_ts: float,
+                  lat: float, lon: float) -> tuple[float, float]:
+    """(distance km, speed km/h) from the last location (none: (0, 0))."""
+    if last_ts is None or last_lat is None or last_lon is None:
         return 0.0, 0.0
-    km = haversine_km(state.last_lat, state.last_lon, txn.lat, txn.lon)
+    km = haversine_km(last_lat, last_lon, lat, lon)
     # |dt|: a late (out-of-order) event is as far in time from the last one as an early one; without
     # abs() every replayed or late event would look like a jump at infinite speed.
-    hours = max(abs(txn.event_ts - state.last_ts), 1.0) / 3600.0
+    hours = max(abs(event_ts - last_ts), 1.0) / 3600.0
     return km, km / hours
 
 

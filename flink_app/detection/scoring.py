@@ -34,17 +34,27 @@ FEATURES = (
 
 def features(state: r.CustomerState, txn: Transaction) -> list[float]:
     """The model's feature vector for ``txn`` given the customer's state before it."""
-    std = max(state.std, 0.1 * state.mean, 1.0)
-    zscore = (txn.amount - state.mean) / std if state.count >= 3 else 0.0
-    since = txn.event_ts - state.last_ts if state.last_ts is not None else 7 * 86400.0
-    _km, speed = r.implied_speed_kmh(state, txn)
     last_60 = sum(1 for x in state.recent if txn.event_ts - 60 < x.ts <= txn.event_ts)
     tiny_600 = sum(1 for x in state.recent if txn.event_ts - 600 < x.ts <= txn.event_ts and x.amount < 2.0)
+    new_category = state.count >= 3 and txn.store_category not in state.categories
+    return feature_vector(state.count, state.mean, state.m2, state.last_ts, state.last_lat, state.last_lon,
+                          last_60, tiny_600, new_category, txn.amount, txn.event_ts, txn.lat, txn.lon)
+
+
+def feature_vector(count: int, mean: float, m2: float, last_ts: float | None, last_lat: float | None,
+                   last_lon: float | None, last_60: int, tiny_600: int, new_category: bool, amount: float,
+                   event_ts: float, lat: float, lon: float) -> list[float]:
+    """The features from what they read of the state (the fraud detector's Java rules send these
+    numbers with an alert, flink_app/detection/candidates.py, so the model sees the same vector)."""
+    std = max(math.sqrt(m2 / (count - 1)) if count > 1 else 0.0, 0.1 * mean, 1.0)
+    zscore = (amount - mean) / std if count >= 3 else 0.0
+    since = event_ts - last_ts if last_ts is not None else 7 * 86400.0
+    _km, speed = r.implied_speed(last_ts, last_lat, last_lon, event_ts, lat, lon)
     return [
-        math.log1p(txn.amount),
+        math.log1p(amount),
         max(-10.0, min(50.0, zscore)),
-        float(r.hour_of_day(txn.event_ts)),
-        1.0 if state.count >= 3 and txn.store_category not in state.categories else 0.0,
+        float(r.hour_of_day(event_ts)),
+        1.0 if new_category else 0.0,
         math.log1p(max(0.0, min(since, 7 * 86400.0))),
         math.log1p(speed),
         float(last_60),
@@ -191,7 +201,8 @@ class FraudScorer:
         self.rules = rule_config or r.RuleConfig()
         self.scoring = scoring_config or ScoringConfig()
 
-    def _model(self, vector: tuple[float, ...]) -> float:
+    def model_score(self, vector: tuple[float, ...]) -> float:
+        """The model's normalised score for a feature vector (0 without a model)."""
         if self.forest is None:
             return 0.0
         raw = float(self.forest.anomaly([vector])[0])
@@ -211,7 +222,7 @@ class FraudScorer:
         """
         hits = r.evaluate(state, txn, self.rules)
         vector = tuple(features(state, txn))
-        model = self._model(vector) if (hits or self.model_can_alert_alone) else None
+        model = self.model_score(vector) if (hits or self.model_can_alert_alone) else None
         fired = tuple(h.rule for h in hits)
         score = combine(fired, model or 0.0, self.scoring)
         burst: dict[str, list[str]] = {}
@@ -231,7 +242,7 @@ class FraudScorer:
                 if recent.alerted or recent.transaction_id not in burst:
                     continue
                 if recent.model_score is None:
-                    recent.model_score = self._model(recent.features) if recent.features else 0.0
+                    recent.model_score = self.model_score(recent.features) if recent.features else 0.0
                 rules_for = tuple(burst[recent.transaction_id])
                 retro_score = combine(rules_for, recent.model_score, self.scoring)
                 if retro_score >= self.scoring.threshold:

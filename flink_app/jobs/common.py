@@ -15,9 +15,15 @@ from datetime import UTC, datetime
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
+from flink_app import events
 
-def environments() -> tuple[StreamExecutionEnvironment, StreamTableEnvironment]:
+
+def environments(jars: tuple[str, ...] = ()) -> tuple[StreamExecutionEnvironment, StreamTableEnvironment]:
+    """The job's environments; ``jars`` (file URLs) only where the cluster's lib/ does not hold them, e.g.
+    the functions jar on a test's in-process mini cluster."""
     env = StreamExecutionEnvironment.get_execution_environment()
+    if jars:
+        env.add_jars(*jars)
     t_env = StreamTableEnvironment.create(env)
     t_env.get_config().set("table.local-time-zone", "UTC")
     return env, t_env
@@ -30,3 +36,26 @@ def now_iso() -> str:
 def job_log(name: str) -> logging.Logger:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     return logging.getLogger(f"flink_app.{name}")
+
+
+class EventParsing:
+    """The Python check of a job's function: ``events.parse_event`` with the job's schema, byte limit and
+    future-skew bound (the validator is built per worker in ``open``). Mixed into the PyFlink functions
+    of the three jobs so they all decide alike."""
+
+    def __init__(self, schema_path: str, max_bytes: int, max_future_skew_s: float) -> None:
+        self.schema_path = schema_path
+        self.max_bytes = max_bytes
+        self.max_future_skew_s = max_future_skew_s
+        self.validator: events.EventValidator | None = None
+
+    def open(self, context: object) -> None:
+        self.validator = events.load_validator(self.schema_path)
+
+    def parse(self, raw: bytes | None) -> events.Transaction | events.Invalid:
+        """The event, or why not; never raises (an error of ours becomes ``internal_error``)."""
+        try:
+            return events.parse_event(bytes(raw) if raw is not None else None, self.validator, self.max_bytes,
+                                      max_future_skew_s=self.max_future_skew_s)
+        except Exception as error:  # a bug of ours, never the input's fault
+            return events.Invalid(events.INTERNAL_ERROR, f"{type(error).__name__}: {error}"[:500])

@@ -1,5 +1,22 @@
 """fraud_detector: per-customer scoring with keyed state; alerts to bronze and ``fraud.alerts``.
 
+With the default weights (every rule alone raises an alert, the model alone cannot:
+``candidates.rules_decide_alerts``) the rules run in Java and Python sees only the alerts:
+
+Kafka (raw bytes)
+  -> Java (io.streamflow.flink.CanonicalRoute): an event of the canonical shape becomes its typed row;
+     every other record: Python parse + validate (events.parse_event; invalid ones are skipped, the DLQ
+     is the processor's job) into the same row
+  -> keyBy(customer_id) in Java -> io.streamflow.flink.FraudRulesFunction: the five rules and the
+     customer's state (flink_app/detection/rules.py in Java, same arithmetic; daily expiry timer);
+     emits one candidate per alert (2-3 % of the events)
+  -> Python (ScoreCandidate): the model's score for each alert (flink_app.detection.candidates)
+  -> bronze.raw_fraud_alerts and fraud.alerts as below.
+A record the Python parse takes may be scored a few milliseconds out of its arrival order relative to
+the customer's canonical events (two paths meet again at the keyBy); the generator writes none.
+tests/flink/test_jvm_functions.py proves the Java rules raise FraudScorer's alerts, to the bit.
+
+Otherwise (weights where the model decides) the all-Python graph below runs, as before:
 Kafka (raw bytes) -> SQL: customer_key = TO_BASE64(JSON_VALUE(value, '$.customer_id')) (Java; NULL -> dropped)
   -> keyBy(customer_key) in Java (no Python key-selector operator, no pickled hand-off)
   -> KeyedProcessFunction (the only Python operator): parse + validate the raw bytes exactly as the
@@ -25,17 +42,31 @@ import json
 import sys
 
 from pyflink.common import Row, Types
-from pyflink.datastream import KeyedProcessFunction, KeyedStream
+from pyflink.datastream import FlatMapFunction, KeyedProcessFunction, KeyedStream, MapFunction
 from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment, Table
 from pyflink.table.expressions import col
 
-from flink_app import config, events, sql
-from flink_app.detection import keyed
-from flink_app.jobs.common import environments, job_log, now_iso
+from flink_app import config, events, jvm_functions, sql
+from flink_app.detection import candidates, keyed
+from flink_app.detection.rules import RuleConfig
+from flink_app.detection.scoring import ScoringConfig
+from flink_app.jobs.common import EventParsing, environments, job_log, now_iso
 
 NAME = "fraud-detector"
+#: The typed transaction the Java rules read (io.streamflow.flink.CanonicalRoute.Output.TRANSACTION).
+TXN_TYPE = Types.ROW_NAMED(
+    ["customer_id", "transaction_id", "store_id", "store_category", "amount", "event_time", "event_ts", "lat", "lon"],
+    [Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.DOUBLE(), Types.STRING(), Types.DOUBLE(),
+     Types.DOUBLE(), Types.DOUBLE()],
+)
+CANDIDATE_TYPE = Types.ROW_NAMED(
+    list(candidates.CANDIDATE_FIELDS),
+    [Types.STRING(), Types.STRING(), Types.STRING(), Types.DOUBLE(), Types.STRING(), Types.DOUBLE(), Types.DOUBLE(),
+     Types.DOUBLE(), Types.STRING(), Types.BOOLEAN(), Types.INT(), Types.DOUBLE(), Types.DOUBLE(), Types.BOOLEAN(),
+     Types.DOUBLE(), Types.DOUBLE(), Types.DOUBLE(), Types.INT(), Types.INT(), Types.BOOLEAN()],
+)
 KEYED_INPUT_TYPE = Types.ROW_NAMED(["customer_key", "value"], [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
 ALERT_TYPE = Types.ROW_NAMED(
     [c for c, _ in sql.BRONZE_ALERTS_COLUMNS] + ["kafka_key"],
@@ -68,6 +99,43 @@ def keyed_by_first_field(t_env: StreamTableEnvironment, table: Table) -> KeyedSt
     j_keyed = stream._j_data_stream.keyBy(gateway.jvm.KeyByKeySelector(),
                                           Types.ROW([Types.STRING()]).get_java_type_info())
     return KeyedStream(j_keyed, KEYED_INPUT_TYPE, stream)
+
+
+def alert_row(alert, detected_at: str) -> Row:  # type: ignore[no-untyped-def]
+    """The ALERT_TYPE row of an alert (bronze.raw_fraud_alerts' columns + the Kafka key)."""
+    payload = alert.as_dict() | {"detected_at": detected_at}
+    return Row(alert.transaction_id, alert.transaction_id, alert.customer_id, alert.fraud_score, alert.model_score,
+               sql.pg_text_array(alert.rules_fired), alert.model_version, json.dumps(payload, separators=(",", ":")),
+               alert.event_time, detected_at, alert.customer_id)
+
+
+class ParseTransaction(EventParsing, FlatMapFunction):  # type: ignore[misc]
+    """A record the Java fast path did not take: the typed transaction (TXN_TYPE) if it is valid (the
+    invalid ones are the processor's to dead-letter)."""
+
+    def flat_map(self, row):  # type: ignore[no-untyped-def]
+        txn = self.parse(row[0])
+        if isinstance(txn, events.Transaction):
+            yield Row(txn.customer_id, txn.transaction_id, txn.store_id, txn.store_category, txn.amount,
+                      txn.event_time, txn.event_ts, txn.lat, txn.lon)
+
+
+class ScoreCandidate(MapFunction):  # type: ignore[misc]
+    """An alert the Java rules raised, scored by the model (flink_app.detection.candidates)."""
+
+    def __init__(self, model_dir: str, model_version: str, threshold: float) -> None:
+        self.model_dir = model_dir
+        self.model_version = model_version
+        self.threshold = threshold
+        self.scorer = None
+
+    def open(self, runtime_context):  # type: ignore[no-untyped-def]
+        from flink_app.model.artifact import load_scorer
+
+        self.scorer = load_scorer(self.model_dir, self.model_version, self.threshold)
+
+    def map(self, row):  # type: ignore[no-untyped-def]
+        return alert_row(candidates.alert_from_candidate(row, self.scorer), now_iso())
 
 
 class Score(KeyedProcessFunction):  # type: ignore[misc]
@@ -124,15 +192,25 @@ class Score(KeyedProcessFunction):  # type: ignore[misc]
             return
         detected_at = now_iso()
         for alert in alerts:
-            payload = alert.as_dict() | {"detected_at": detected_at}
-            yield Row(alert.transaction_id, alert.transaction_id, alert.customer_id, alert.fraud_score,
-                      alert.model_score, sql.pg_text_array(alert.rules_fired), alert.model_version,
-                      json.dumps(payload, separators=(",", ":")), alert.event_time, detected_at, alert.customer_id)
+            yield alert_row(alert, detected_at)
 
     def on_timer(self, timestamp, ctx):  # type: ignore[no-untyped-def]
         if keyed.expired(self.state.value(), timestamp, self.state_ttl_days):
             self.state.clear()
         return iter(())
+
+
+def java_rules_graph(t_env: StreamTableEnvironment, args):  # type: ignore[no-untyped-def]
+    """The alerts, with the rules in Java and the model in Python (the module docstring's first graph)."""
+    raw = t_env.to_data_stream(t_env.from_path("source_raw"))
+    canonical, others = jvm_functions.split_canonical(raw, "TRANSACTION", TXN_TYPE, args.max_event_bytes,
+                                                      args.max_future_skew_seconds)
+    parsed = (others.flat_map(ParseTransaction(str(events.schema_path()), args.max_event_bytes,
+                                               args.max_future_skew_seconds), output_type=TXN_TYPE)
+              .name("parse").uid("parse"))
+    found = jvm_functions.fraud_rules(canonical.union(parsed), RuleConfig(), args.state_ttl_days, CANDIDATE_TYPE)
+    return (found.map(ScoreCandidate(args.model_dir, args.model_version, args.alert_threshold), output_type=ALERT_TYPE)
+            .name("score").uid("score-model"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -161,17 +239,23 @@ def main(argv: list[str] | None = None) -> None:
                                         jdbc.sink("bronze.raw_fraud_alerts")))
     t_env.execute_sql(sql.keyed_bytes_sink_ddl("alerts_sink", kafka.sink(args.alerts_topic, f"{args.group_id}-alerts")))
 
-    keyed_raw = t_env.sql_query(KEYED_INPUT_SQL)
-    score = Score(args.model_dir, args.model_version, args.alert_threshold, args.state_ttl_days,
-                  str(events.schema_path()), args.max_event_bytes, args.max_future_skew_seconds)
-    alerts = keyed_by_first_field(t_env, keyed_raw).process(score, output_type=ALERT_TYPE).name("score").uid("score")
+    java_rules = candidates.rules_decide_alerts(ScoringConfig(threshold=args.alert_threshold))
+    if java_rules:
+        alerts = java_rules_graph(t_env, args)
+    else:
+        keyed_raw = t_env.sql_query(KEYED_INPUT_SQL)
+        score = Score(args.model_dir, args.model_version, args.alert_threshold, args.state_ttl_days,
+                      str(events.schema_path()), args.max_event_bytes, args.max_future_skew_seconds)
+        alerts = (keyed_by_first_field(t_env, keyed_raw).process(score, output_type=ALERT_TYPE)
+                  .name("score").uid("score"))
     alerts_table = t_env.from_data_stream(alerts)
     statements = t_env.create_statement_set()
     statements.add_insert("bronze_raw_fraud_alerts",
                           alerts_table.select(*[col(c) for c, _ in sql.BRONZE_ALERTS_COLUMNS]))
     statements.add_insert("alerts_sink", alerts_table.select(col("kafka_key").alias("k"), col("payload").alias("v")))
     statements.attach_as_datastream()
-    log.info("submitting %s model=%s threshold=%s", NAME, metadata["version"], args.alert_threshold)
+    log.info("submitting %s model=%s threshold=%s rules=%s", NAME, metadata["version"], args.alert_threshold,
+             "java (Python scores the alerts)" if java_rules else "python (the model decides alerts)")
     env.execute(args.job_name or NAME)
 
 

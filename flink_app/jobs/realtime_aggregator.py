@@ -1,9 +1,12 @@
 """realtime_aggregator: 1-minute event-time windows per store and overall, in Flink SQL.
 
-Why SQL: windows and sums are what Flink's SQL runtime does in Java at full speed. The only Python
-per record is one table function that applies the processor's own parser/schema (so an event is
-counted exactly when it reaches bronze; malformed ones are skipped, the DLQ is the processor's
-job). Sources are ``transactions.raw`` (raw bytes; event time read in SQL for the watermark) and
+Why SQL: windows and sums are what Flink's SQL runtime does in Java at full speed. An event of the
+canonical shape (flink_app.shape_check, proven sound) is read by a Java table function
+(``canonical_transaction``, io.streamflow.flink, with the byte limit and the skew bound); every other
+record goes to one Python table function that applies the processor's own parser/schema (so an event
+is counted exactly when it reaches bronze; malformed ones are skipped, the DLQ is the processor's
+job). The split (``is_canonical``) does not read the clock, so a record takes exactly one path.
+Sources are ``transactions.raw`` (raw bytes; event time read in SQL for the watermark) and
 ``fraud.alerts`` (JSON, read_committed). Watermark = max event time - delay, over the events whose
 time is not beyond the wall clock + ``--max-future-skew-seconds`` (see :func:`watermark`); a Kafka
 partition that sends nothing for ``--source-idle-seconds`` stops holding it back (see :func:`idle_after`);
@@ -19,8 +22,8 @@ import sys
 from pyflink.table import DataTypes
 from pyflink.table.udf import TableFunction, udtf
 
-from flink_app import config, events, sql
-from flink_app.jobs.common import environments, job_log
+from flink_app import config, events, jvm_functions, shape_check, sql
+from flink_app.jobs.common import EventParsing, environments, job_log
 from flink_app.windows import OVERALL
 
 NAME = "realtime-aggregator"
@@ -98,8 +101,9 @@ def source_ddl(name: str, options: dict[str, str], columns: str, event_time: str
     )
 
 
-class ValidTransaction(TableFunction):  # type: ignore[misc]
-    """(store_id, amount) of an event the transaction processor would accept; nothing otherwise.
+class ValidTransaction(EventParsing, TableFunction):  # type: ignore[misc]
+    """(store_id, amount) and (OVERALL, amount) of an event the transaction processor would accept; nothing
+    otherwise (two rows: one window aggregation yields the per-store and the overall metrics).
 
     The same parser, schema and future-skew bound as the processor decide what is counted, so metrics
     never include an event that went to the DLQ (JSON the reader can parse but the schema rejects,
@@ -108,22 +112,13 @@ class ValidTransaction(TableFunction):  # type: ignore[misc]
 
     def __init__(self, schema_path: str, max_bytes: int,
                  max_future_skew_s: float = events.DEFAULT_MAX_FUTURE_SKEW_S) -> None:
-        self.schema_path = schema_path
-        self.max_bytes = max_bytes
-        self.max_future_skew_s = max_future_skew_s
-        self.validator = None
-
-    def open(self, function_context):  # type: ignore[no-untyped-def]
-        self.validator = events.load_validator(self.schema_path)
+        super().__init__(schema_path, max_bytes, max_future_skew_s)
 
     def eval(self, value):  # type: ignore[no-untyped-def]
-        try:
-            result = events.parse_event(bytes(value) if value is not None else None, self.validator, self.max_bytes,
-                                        max_future_skew_s=self.max_future_skew_s)
-        except Exception:  # never fail the job on input; the processor DLQs it
-            return
+        result = self.parse(value)  # never raises: the job never fails on input, the processor DLQs it
         if isinstance(result, events.Transaction):
             yield result.store_id, result.amount
+            yield OVERALL, result.amount
 
 
 def txns_source(args, options: dict[str, str]) -> str:  # type: ignore[no-untyped-def]
@@ -140,33 +135,49 @@ def alerts_source(args, options: dict[str, str]) -> str:  # type: ignore[no-unty
 
 
 def views(args) -> list[str]:  # type: ignore[no-untyped-def]
-    """The windows over ``txns`` and ``alerts``; ``window_metrics`` is what both sinks write."""
+    """The windows over ``txns`` and ``alerts``; ``window_metrics`` is what both sinks write.
+
+    Every event and alert enters the window aggregation twice, under its store and under ``OVERALL``:
+    one aggregation per window yields both kinds of rows (two aggregations used to read every event
+    twice), and each table function appears once in the plan (Flink does not share a correlated
+    table function between two consumers: ``$cor`` ids differ).
+    """
     window = f"INTERVAL '{int(args.window_seconds)}' SECOND"
     valid_since = "TIMESTAMP '2000-01-01 00:00:00'"  # rows whose event_time did not parse have epoch 0
     aggregates = ("CAST(SUM(txn) AS BIGINT) AS txn_count, CAST(SUM(amount) AS DECIMAL(18, 2)) AS amount_sum, "
                   "CAST(SUM(alert) AS BIGINT) AS alert_count")
+    shape = jvm_functions.sql_literal(shape_check.SHAPE)
+    max_bytes = int(args.max_event_bytes)
+    canonical = (f"{jvm_functions.CANONICAL_TRANSACTION}(`value`, {shape}, {max_bytes}, "
+                 f"CAST({float(args.max_future_skew_seconds)!r} AS DOUBLE), '{OVERALL}')")
     return [
         f"""CREATE TEMPORARY VIEW window_events AS
-  SELECT v.store_id, CAST(v.amount AS DECIMAL(18, 2)) AS amount, 1 AS txn, 0 AS alert, ts
-    FROM txns, LATERAL TABLE(valid_transaction(`value`)) AS v(store_id, amount)
+  SELECT c.store_id, CAST(c.amount AS DECIMAL(18, 2)) AS amount, 1 AS txn, 0 AS alert, ts
+    FROM txns, LATERAL TABLE({canonical}) AS c(store_id, amount)
    WHERE ts > {valid_since}
   UNION ALL
+  SELECT v.store_id, CAST(v.amount AS DECIMAL(18, 2)) AS amount, 1 AS txn, 0 AS alert, ts
+    FROM txns, LATERAL TABLE(valid_transaction(`value`)) AS v(store_id, amount)
+   WHERE ts > {valid_since} AND NOT {jvm_functions.IS_CANONICAL}(`value`, {shape}, {max_bytes})
+  UNION ALL
   SELECT store_id, CAST(0 AS DECIMAL(18, 2)) AS amount, 0 AS txn, 1 AS alert, ts FROM alerts
+   WHERE alert_id IS NOT NULL AND store_id IS NOT NULL AND ts > {valid_since}
+  UNION ALL
+  SELECT '{OVERALL}' AS store_id, CAST(0 AS DECIMAL(18, 2)) AS amount, 0 AS txn, 1 AS alert, ts FROM alerts
    WHERE alert_id IS NOT NULL AND store_id IS NOT NULL AND ts > {valid_since}""",
-        f"""CREATE TEMPORARY VIEW window_per_store AS
-  SELECT TUMBLE_START(ts, {window}) AS ws, TUMBLE_END(ts, {window}) AS we, store_id, {aggregates}
-    FROM window_events GROUP BY TUMBLE(ts, {window}), store_id""",
-        f"""CREATE TEMPORARY VIEW window_overall AS
-  SELECT TUMBLE_START(ts, {window}) AS ws, TUMBLE_END(ts, {window}) AS we, '{OVERALL}' AS store_id, {aggregates}
-    FROM window_events GROUP BY TUMBLE(ts, {window})""",
         f"""CREATE TEMPORARY VIEW window_metrics AS
-  SELECT DATE_FORMAT(ws, {TIME_FORMAT}) AS window_start, DATE_FORMAT(we, {TIME_FORMAT}) AS window_end, store_id,
-         txn_count, amount_sum, alert_count
-    FROM (SELECT * FROM window_per_store UNION ALL SELECT * FROM window_overall)""",
+  SELECT DATE_FORMAT(TUMBLE_START(ts, {window}), {TIME_FORMAT}) AS window_start,
+         DATE_FORMAT(TUMBLE_END(ts, {window}), {TIME_FORMAT}) AS window_end, store_id, {aggregates}
+    FROM window_events GROUP BY TUMBLE(ts, {window}), store_id""",
     ]
 
 
+#: What both sinks read: ``window_metrics`` computed once (see :func:`main`).
+METRICS_ONCE = "window_metrics_once"
+
+
 def statements(args, kafka: sql.KafkaOptions, jdbc: sql.JdbcOptions) -> list[str]:  # type: ignore[no-untyped-def]
+    """Sources, sinks, views, and the two INSERTs (they read :data:`METRICS_ONCE`, which :func:`main` makes)."""
     now = f"DATE_FORMAT(CURRENT_TIMESTAMP, {TIME_FORMAT})"
     return [
         txns_source(args, idle_after(kafka.source(args.source_topic, args.group_id), args.source_idle_seconds)),
@@ -180,9 +191,9 @@ def statements(args, kafka: sql.KafkaOptions, jdbc: sql.JdbcOptions) -> list[str
         + sql.with_clause(kafka.upsert_sink(args.metrics_topic, f"{args.group_id}-metrics")),
         *views(args),
         f"INSERT INTO bronze_realtime_metrics SELECT window_start, window_end, store_id, txn_count, amount_sum, "
-        f"alert_count, {now} FROM window_metrics",
+        f"alert_count, {now} FROM {METRICS_ONCE}",
         f"INSERT INTO metrics_kafka SELECT window_start, window_end, store_id, txn_count, amount_sum, alert_count, "
-        f"CAST(alert_count AS DOUBLE) / CAST(NULLIF(txn_count, 0) AS DOUBLE), {now} FROM window_metrics",
+        f"CAST(alert_count AS DOUBLE) / CAST(NULLIF(txn_count, 0) AS DOUBLE), {now} FROM {METRICS_ONCE}",
     ]
 
 
@@ -211,6 +222,7 @@ def configure(t_env, args) -> None:  # type: ignore[no-untyped-def]
         table_config.set("table.exec.emit.late-fire.enabled", "true")
         table_config.set("table.exec.emit.late-fire.delay", "0 s")
         table_config.set("table.exec.emit.allow-lateness", f"{args.allowed_lateness_seconds} s")
+    jvm_functions.register_sql_functions(t_env)
     t_env.create_temporary_function("valid_transaction", udtf(
         ValidTransaction(str(events.schema_path()), args.max_event_bytes, args.max_future_skew_seconds),
         result_types=[DataTypes.STRING(), DataTypes.DOUBLE()]))
@@ -221,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     endpoints = config.Endpoints.from_env()
     log = job_log(NAME)
 
-    _env, t_env = environments()
+    env, t_env = environments()
     configure(t_env, args)
     kafka = sql.KafkaOptions(endpoints.kafka_bootstrap, args.kafka_delivery)
     jdbc = sql.JdbcOptions(endpoints.jdbc_url, endpoints.jdbc_user, endpoints.jdbc_password,
@@ -229,11 +241,16 @@ def main(argv: list[str] | None = None) -> None:
     *ddl, insert_bronze, insert_kafka = statements(args, kafka, jdbc)
     for statement in ddl:
         t_env.execute_sql(statement)
+    # Two INSERTs over one view are planned apart: Flink computed the windows once per sink (and the
+    # correlated table functions with them). Through one changelog stream both sinks share one result.
+    once = t_env.from_changelog_stream(t_env.to_changelog_stream(t_env.from_path("window_metrics")))
+    t_env.create_temporary_view(METRICS_ONCE, once)
     statement_set = t_env.create_statement_set()
     statement_set.add_insert_sql(insert_bronze)
     statement_set.add_insert_sql(insert_kafka)
+    statement_set.attach_as_datastream()
     log.info("submitting %s window=%ss lateness=%ss", NAME, args.window_seconds, args.allowed_lateness_seconds)
-    statement_set.execute()
+    env.execute(args.job_name or NAME)
 
 
 if __name__ == "__main__":

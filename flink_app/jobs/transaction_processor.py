@@ -1,8 +1,11 @@
 """transaction_processor: every event from ``transactions.raw`` ends in bronze or in the DLQ.
 
 Kafka (raw bytes + topic/partition/offset metadata, offsets committed on checkpoint)
-  -> Python ProcessFunction: decode + validate against the generator's schema and the sink limits
-     (flink_app.events: strict JSON, no NUL/lone surrogates, bounded ids/amount/event time)
+  -> Java (io.streamflow.flink.CanonicalRoute, flink_app.jvm_functions): an event of the canonical shape
+     (flink_app.shape_check, proven sound), within the byte limit and the future-skew bound, becomes
+     its bronze row here, the row Python would write (tests/flink/test_jvm_functions.py); no Python call
+  -> every other record: Python ProcessFunction: decode + validate against the generator's schema and
+     the sink limits (flink_app.events: strict JSON, no NUL/lone surrogates, bounded ids/amount/event time)
      -> valid:   bronze.raw_transactions (JDBC upsert on transaction_id, batched, flushed on checkpoint,
                  through the table's inbox: a row PostgreSQL still refuses lands in bronze.sink_rejects)
      -> invalid: dlq.errors (side output; original bytes base64, reason, partition/offset)
@@ -18,8 +21,8 @@ import sys
 from pyflink.common import Row, Types
 from pyflink.datastream import OutputTag, ProcessFunction
 
-from flink_app import config, events, sql
-from flink_app.jobs.common import environments, job_log, now_iso
+from flink_app import config, events, jvm_functions, sql
+from flink_app.jobs.common import EventParsing, environments, job_log, now_iso
 
 NAME = "transaction-processor"
 
@@ -31,32 +34,26 @@ KV_TYPE = Types.ROW_NAMED(["k", "v"], [Types.STRING(), Types.STRING()])
 DLQ_TAG = OutputTag("dlq", KV_TYPE)
 
 
-class Validate(ProcessFunction):  # type: ignore[misc]
+class Validate(EventParsing, ProcessFunction):  # type: ignore[misc]
     def __init__(self, schema_path: str, max_bytes: int,
                  max_future_skew_s: float = events.DEFAULT_MAX_FUTURE_SKEW_S) -> None:
-        self.schema_path = schema_path
-        self.max_bytes = max_bytes
-        self.max_future_skew_s = max_future_skew_s
-        self.validator = None
-
-    def open(self, runtime_context):  # type: ignore[no-untyped-def]
-        self.validator = events.load_validator(self.schema_path)
+        super().__init__(schema_path, max_bytes, max_future_skew_s)
 
     def process_element(self, row, ctx):  # type: ignore[no-untyped-def]
         raw, topic, partition, offset = row[0], row[1], row[2], row[3]
         raw = bytes(raw) if raw is not None else None
-        try:
-            result = events.parse_event(raw, self.validator, self.max_bytes, max_future_skew_s=self.max_future_skew_s)
-            if isinstance(result, events.Transaction):
-                # built inside the try: a value that cannot be serialised goes to the DLQ, not up the stack
-                bronze = Row(*events.bronze_row(result, topic, partition, offset, now_iso()))
-        except Exception as error:  # a bug of ours, never the input's fault: keep the message, say why
-            result = events.Invalid(events.INTERNAL_ERROR, f"{type(error).__name__}: {error}"[:500])
+        result = self.parse(raw)
+        bronze = None
         if isinstance(result, events.Transaction):
+            try:  # a value that cannot be serialised goes to the DLQ, not up the stack
+                bronze = Row(*events.bronze_row(result, topic, partition, offset, now_iso()))
+            except Exception as error:  # a bug of ours, never the input's fault: keep the message, say why
+                result = events.Invalid(events.INTERNAL_ERROR, f"{type(error).__name__}: {error}"[:500])
+        if bronze is not None:
             yield bronze
-        else:
-            record = events.dlq_record(raw, result, topic=topic, partition=partition, offset=offset)
-            yield DLQ_TAG, Row(record["error_id"], json.dumps(record, separators=(",", ":")))
+            return
+        record = events.dlq_record(raw, result, topic=topic, partition=partition, offset=offset)
+        yield DLQ_TAG, Row(record["error_id"], json.dumps(record, separators=(",", ":")))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -77,9 +74,13 @@ def main(argv: list[str] | None = None) -> None:
     t_env.execute_sql(sql.keyed_bytes_sink_ddl("dlq_sink", kafka.sink(args.dlq_topic, f"{args.group_id}-dlq")))
 
     raw = t_env.to_data_stream(t_env.from_path("source_raw"))
+    canonical, others = jvm_functions.split_canonical(raw, "BRONZE", BRONZE_TYPE, args.max_event_bytes,
+                                                      args.max_future_skew_seconds)
     validate = Validate(str(events.schema_path()), args.max_event_bytes, args.max_future_skew_seconds)
-    validated = raw.process(validate, output_type=BRONZE_TYPE).name("validate").uid("validate")
+    validated = others.process(validate, output_type=BRONZE_TYPE).name("validate").uid("validate")
     statements = t_env.create_statement_set()
+    # one sink per path (both upsert into bronze): a union would move every row to another task
+    statements.add_insert("bronze_raw_transactions", t_env.from_data_stream(canonical))
     statements.add_insert("bronze_raw_transactions", t_env.from_data_stream(validated))
     statements.add_insert("dlq_sink", t_env.from_data_stream(validated.get_side_output(DLQ_TAG)))
     statements.attach_as_datastream()

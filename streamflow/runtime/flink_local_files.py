@@ -57,11 +57,17 @@ def prepare_cluster_dir(spec: FlinkJobSpec, settings: Settings) -> ClusterLayout
     # flink-python in lib/ (not only in the job jar): pemja must be loaded once per TaskManager, or a task
     # restarted in the same TaskManager fails, and so would a second job (see
     # classloader.parent-first-patterns.additional in the specs)
+    functions_jar = settings.flink_functions_jar
     jars = (sorted((home / "lib").glob("*.jar")) + sorted((home / "opt").glob("flink-python-*.jar"))
-            + sorted(connector_dir.glob("*.jar")))
+            + sorted(connector_dir.glob("*.jar")) + [functions_jar])
     if not list(connector_dir.glob("flink-connector-kafka-*.jar")):
         raise FlinkJobError(
             f"no connector jars in {connector_dir}; run `make setup` (Maven resolves flink_app/pom.xml)"
+        )
+    if not functions_jar.is_file():
+        raise FlinkJobError(
+            f"the jobs' Java functions are missing ({functions_jar}); run `make setup` "
+            "(scripts/build_flink_functions.sh compiles jvm/flink-functions)"
         )
     for old in paths.lib_dir.glob("*.jar"):
         old.unlink()

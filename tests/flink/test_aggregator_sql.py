@@ -12,6 +12,7 @@ import pytest
 
 from flink_app import config, events, sql
 from flink_app.jobs import realtime_aggregator
+from flink_app.windows import OVERALL
 from tests.flink.builders import iso, make_event
 
 
@@ -67,5 +68,5 @@ def test_table_function_applies_the_processors_skew() -> None:
     for function in (strict, lenient):
         function.open(None)
     assert list(strict.eval(raw)) == []
-    assert list(lenient.eval(raw)) == [("S9", 12.5)]
+    assert list(lenient.eval(raw)) == [("S9", 12.5), (OVERALL, 12.5)]  # per store and overall
     assert isinstance(events.parse_event(raw, now=time.time()), events.Invalid)  # the processor agrees (300 s)

@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from pyflink.common import RowKind
 
-from flink_app import config, events
+from flink_app import config, events, shape_check
 from flink_app.jobs import realtime_aggregator
 from flink_app.jobs.common import environments
 from flink_app.windows import WindowEvent, aggregate
@@ -59,7 +59,14 @@ def _args() -> Any:
 
 
 def _event(i: int, at: datetime, store: str, cents: int) -> bytes:
-    return json.dumps(valid_event("wm", i, at, store_id=store, amount=cents / 100)).encode()
+    """Even ``i``: the generator's canonical text (the Java fast path reads it); odd: another valid form
+    (``json.dumps``' spaces: the Python check reads it). Both paths must count alike."""
+    event = valid_event("wm", i, at, store_id=store, amount=cents / 100)
+    if i % 2:
+        return json.dumps(event).encode()
+    text = json.dumps(event | {"amount": "A", "lat": "LA", "lon": "LO"}, separators=(",", ":"))
+    return (text.replace('"A"', f"{cents // 100}.{cents % 100:02d}").replace('"LA"', "48.13700")
+            .replace('"LO"', "11.57500").encode())
 
 
 def _future(seconds: int) -> datetime:
@@ -120,11 +127,11 @@ def _stream(valid: list[tuple[int, int, str, int]], hostile: list[tuple[int, byt
     return messages, reference, [raw for _, raw in placed]
 
 
-def _run(messages: list[bytes], work: Path) -> dict[tuple[str, str], tuple[int, Decimal]]:
+def _run(messages: list[bytes], work: Path, functions_jar: Path) -> dict[tuple[str, str], tuple[int, Decimal]]:
     """The aggregator's windows for ``messages``: the final state of window_metrics' changelog."""
     source = work / f"txns-{time.monotonic_ns()}.raw"
     source.write_bytes(b"\n".join(messages) + b"\n")
-    env, t_env = environments()  # the job's own (session time zone UTC)
+    env, t_env = environments((functions_jar.as_uri(),))  # the job's own (session time zone UTC)
     env.set_parallelism(1)
     t_env.get_config().set("python.execution-mode", "thread")
     t_env.get_config().set("python.executable", sys.executable)  # the flink venv (pemja, flink_app deps)
@@ -169,9 +176,13 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @example(valid=[(i * 20_000, 0, STORES[i % 3], 1000 + i) for i in range(30)], hostile=[],
          first_hostile=(10, 86_400))  # the issue: one message a day ahead, then valid traffic
 def test_no_hostile_message_moves_the_windows(valid: list[tuple[int, int, str, int]], hostile: list[tuple[int, bytes]],
-                                              first_hostile: tuple[int, int], work: Path) -> None:
+                                              first_hostile: tuple[int, int], work: Path,
+                                              functions_jar: Path) -> None:
     messages, reference, hostile_raw = _stream(valid, hostile, first_hostile)
+    # both paths carry valid events: the Java fast path (canonical text) and the Python check (the rest)
+    assert any(shape_check.has_shape(m.decode("utf-8", "replace")) for m in messages)
+    assert any(not shape_check.has_shape(m.decode("utf-8", "replace")) and b'"hx-wm-' in m for m in messages)
     skew = _args().max_future_skew_seconds
     for raw in hostile_raw:  # each one the transaction processor dead-letters
         assert isinstance(events.parse_event(raw, max_future_skew_s=skew), events.Invalid), raw[:300]
-    assert _run(messages, work) == _expected(reference)
+    assert _run(messages, work, functions_jar) == _expected(reference)

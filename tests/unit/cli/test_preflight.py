@@ -52,8 +52,8 @@ def test_lists_everything_missing_at_once_with_the_apt_command(bin_dir: Path, tm
     result = run(bin_dir, tmp_path, "--test")
     assert result.returncode == 1
     out = result.stdout
-    for what, package in (("java 17", "openjdk-17-jre-headless"), ("maven", "maven"), ("npm", "npm"),
-                          ("unzip", "unzip")):
+    for what, package in (("java 17", "openjdk-17-jdk-headless"), ("javac", "openjdk-17-jdk-headless"),
+                          ("maven", "maven"), ("npm", "npm"), ("unzip", "unzip")):
         line = next((line for line in out.splitlines() if "MISSING" in line and what in line), None)
         assert line is not None, f"{what} not reported:\n{out}"
         assert f"apt-get install -y --no-install-recommends {package}" in line
@@ -69,10 +69,10 @@ def test_a_normal_user_gets_sudo_commands_and_install_goes_through_sudo(bin_dir:
     script(bin_dir, "apt-get", f'echo "apt-get $*" >> {calls}')
     result = run(bin_dir, tmp_path, "--install")
     assert "alice, packages through sudo" in result.stdout
-    assert "sudo apt-get install -y --no-install-recommends openjdk-17-jre-headless" in result.stdout
+    assert "sudo apt-get install -y --no-install-recommends openjdk-17-jdk-headless" in result.stdout
     recorded = calls.read_text()
     assert "sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends" in recorded
-    assert "openjdk-17-jre-headless" in recorded and "maven" in recorded
+    assert "openjdk-17-jdk-headless" in recorded and "maven" in recorded
     assert result.returncode == 1  # the fake apt-get installed nothing: still missing after the re-check
 
 

@@ -51,7 +51,7 @@ def test_the_workflow_runs_make_test_on_the_supported_platform() -> None:
     assert "make test" in runs
     apt = next(r for r in runs if "apt-get install" in r)
     # every Debian package the preflight asks for (stack + tests) is installed up front
-    for package in ("openjdk-17-jre-headless", "maven", "postgresql", "npm", "unzip", "chromium", "python3.11"):
+    for package in ("openjdk-17-jdk-headless", "maven", "postgresql", "npm", "unzip", "chromium", "python3.11"):
         assert package in apt, package
     go = next(step for step in job["steps"] if str(step.get("uses", "")).startswith("actions/setup-go"))
     assert str(go["with"]["go-version"]).startswith("1.26")

@@ -242,6 +242,18 @@ def test_flink_image_carries_the_connector_jars_from_the_pom() -> None:
                for _, dest, flags in df.final.copies(from_stage=True))
 
 
+def test_flink_image_carries_the_jobs_java_functions() -> None:
+    """The three jobs load io.streamflow.flink from lib/ (flink_app/jvm_functions.py): the image compiles
+    jvm/flink-functions with the same script as `make setup` and puts the jar there."""
+    df = DOCKERFILES["flink"]
+    functions = df.stage("functions")
+    assert ["jvm/flink-functions/"] in [srcs for srcs, _, _ in functions.copies()]
+    assert any("build_flink_functions.sh /opt/flink /build/streamflow-flink-functions.jar" in r.args
+               for r in functions.of("RUN"))
+    assert any(flags.get("from") == "functions" and srcs == ["/build/streamflow-flink-functions.jar"]
+               and dest == "/opt/flink/lib/" for srcs, dest, flags in df.final.copies(from_stage=True))
+
+
 # --- Airflow image <-> the code that reads files at run time ---------------------------------------
 def test_airflow_image_holds_what_the_kubernetes_runtime_reads() -> None:
     from streamflow import catalog, generator_spec

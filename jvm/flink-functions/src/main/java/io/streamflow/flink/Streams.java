@@ -1,0 +1,49 @@
+package io.streamflow.flink;
+
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.functions.KeySelector;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
+import org.apache.flink.types.Row;
+
+/**
+ * Graph pieces the PyFlink jobs add through Py4J (flink_app/jvm_functions.py): each returns a Java
+ * stream that the Python job wraps again. Operator uids are fixed here, as state and savepoints need.
+ */
+public final class Streams {
+    private Streams() {}
+
+    /** The fast path over raw records: typed rows of {@code output} for canonical events; the others on
+     * {@link #notCanonical}. */
+    public static SingleOutputStreamOperator<Row> canonical(DataStream<Row> raw, String shape, int maxBytes,
+                                                            double maxFutureSkewS, String output,
+                                                            TypeInformation<Row> outputType) {
+        return raw.process(new CanonicalRoute(shape, maxBytes, maxFutureSkewS, CanonicalRoute.Output.valueOf(output),
+                        raw.getType()))
+                .returns(outputType).name("canonical").uid("canonical");
+    }
+
+    /** The records {@link #canonical} did not take, unchanged (for the Python check). */
+    public static DataStream<Row> notCanonical(SingleOutputStreamOperator<Row> routed, DataStream<Row> raw) {
+        return routed.getSideOutput(CanonicalRoute.pythonTag(raw.getType()));
+    }
+
+    /** Keyed by customer_id (field 0) in Java, judged by {@link FraudRulesFunction}. */
+    public static SingleOutputStreamOperator<Row> fraudRules(DataStream<Row> transactions, double[] ruleConfig,
+                                                             int stateTtlDays, TypeInformation<Row> candidateType) {
+        return transactions.keyBy(new CustomerKey(), Types.STRING)
+                .process(new FraudRulesFunction(ruleConfig, stateTtlDays))
+                .returns(candidateType).name("rules").uid("rules");
+    }
+
+    /** customer_id, the first field of the typed transaction. */
+    public static final class CustomerKey implements KeySelector<Row, String> {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public String getKey(Row row) {
+            return (String) row.getField(0);
+        }
+    }
+}
