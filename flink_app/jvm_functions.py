@@ -78,6 +78,13 @@ def fraud_rules(transactions: Any, cfg: RuleConfig, state_ttl_days: int, candida
                                             candidate_type.get_java_type_info()))
 
 
+def upserts(changelog: Any) -> Any:
+    """``changelog`` (a PyFlink DataStream of an updating table) without its UPDATE_BEFORE rows, in Java."""
+    from pyflink.datastream import DataStream
+
+    return DataStream(_streams().upserts(changelog._j_data_stream))
+
+
 def register_sql_functions(t_env: Any) -> None:
     """``canonical_transaction(value, shape, max_bytes, skew)`` and ``is_canonical(value, shape, max_bytes)``."""
     t_env.create_java_temporary_function(CANONICAL_TRANSACTION, f"{PACKAGE}.CanonicalTransactions")

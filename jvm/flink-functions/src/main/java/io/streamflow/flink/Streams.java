@@ -1,11 +1,13 @@
 package io.streamflow.flink;
 
+import org.apache.flink.api.common.functions.FilterFunction;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.types.Row;
+import org.apache.flink.types.RowKind;
 
 /**
  * Graph pieces the PyFlink jobs add through Py4J (flink_app/jvm_functions.py): each returns a Java
@@ -35,6 +37,22 @@ public final class Streams {
         return transactions.keyBy(new CustomerKey(), Types.STRING)
                 .process(new FraudRulesFunction(ruleConfig, stateTtlDays))
                 .returns(candidateType).name("rules").uid("rules");
+    }
+
+    /** An updating table's changelog as upserts: without its UPDATE_BEFORE rows (an upsert sink needs only
+     * the new row per key, and the planner then needs no SinkUpsertMaterializer: flink_app.jobs.realtime_aggregator). */
+    public static DataStream<Row> upserts(DataStream<Row> changelog) {
+        return changelog.filter(new NotUpdateBefore()).name("upserts").uid("upserts");
+    }
+
+    /** Keeps every row but UPDATE_BEFORE. */
+    public static final class NotUpdateBefore implements FilterFunction<Row> {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public boolean filter(Row row) {
+            return row.getKind() != RowKind.UPDATE_BEFORE;
+        }
     }
 
     /** customer_id, the first field of the typed transaction. */
