@@ -25,6 +25,7 @@ PACKAGE = "io.streamflow.flink"
 #: SQL names of the aggregator's functions (registered by :func:`register_sql_functions`).
 CANONICAL_TRANSACTION = "canonical_transaction"
 IS_CANONICAL = "is_canonical"
+CANONICAL_EVENT_TIME = "canonical_event_time"
 
 
 def rule_config_values(cfg: RuleConfig) -> list[float]:
@@ -86,6 +87,8 @@ def upserts(changelog: Any) -> Any:
 
 
 def register_sql_functions(t_env: Any) -> None:
-    """``canonical_transaction(value, shape, max_bytes, skew)`` and ``is_canonical(value, shape, max_bytes)``."""
+    """``canonical_transaction(value, shape, max_bytes, skew)``, ``is_canonical(value, shape, max_bytes)`` and
+    ``canonical_event_time(value, shape, max_bytes)`` (they share one parse per record: CanonicalEvent.parseCached)."""
     t_env.create_java_temporary_function(CANONICAL_TRANSACTION, f"{PACKAGE}.CanonicalTransactions")
     t_env.create_java_temporary_function(IS_CANONICAL, f"{PACKAGE}.IsCanonical")
+    t_env.create_java_temporary_function(CANONICAL_EVENT_TIME, f"{PACKAGE}.CanonicalEventTime")

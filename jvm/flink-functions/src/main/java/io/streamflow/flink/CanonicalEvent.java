@@ -3,6 +3,7 @@ package io.streamflow.flink;
 import java.nio.charset.StandardCharsets;
 import java.time.LocalDateTime;
 import java.time.ZoneOffset;
+import java.util.Arrays;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.regex.Pattern;
 
@@ -38,9 +39,10 @@ public final class CanonicalEvent {
     public final double eventTs;
     public final double lat;
     public final double lon;
-    public final String payloadJson;
+    private final String[] members;
+    private String payloadJson;
 
-    private CanonicalEvent(String[] values, String payloadJson) {
+    private CanonicalEvent(String[] values, String[] members) {
         this.transactionId = values[1];
         this.customerId = values[2];
         this.cardId = values[3];
@@ -52,7 +54,59 @@ public final class CanonicalEvent {
         this.eventTs = epochSeconds(values[9]);
         this.lat = Double.parseDouble(values[LAT]);
         this.lon = Double.parseDouble(values[LON]);
-        this.payloadJson = payloadJson;
+        this.members = members;
+    }
+
+    /** The payload text Python's {@code json.dumps} writes for this event (numbers in Python's float repr);
+     * built on first use: only the processor's bronze row needs it. */
+    public String payloadJson() {
+        if (payloadJson == null) {
+            StringBuilder payload = new StringBuilder(256).append('{');
+            for (int i = 0; i < FIELDS.length; i++) {
+                String member = members[i];
+                int colon = member.indexOf(':');
+                String literal = member.substring(colon + 1);
+                boolean number = i == AMOUNT || i == LAT || i == LON;
+                if (i > 0) {
+                    payload.append(',');
+                }
+                payload.append(member, 0, colon + 1).append(number ? pythonFloatRepr(literal) : literal);
+            }
+            payloadJson = payload.append('}').toString();
+        }
+        return payloadJson;
+    }
+
+    /** The last parse of this thread (see {@link #parseCached}). */
+    private static final class Last {
+        byte[] value;
+        Pattern shape;
+        int maxBytes;
+        CanonicalEvent event;
+    }
+
+    private static final ThreadLocal<Last> LAST = ThreadLocal.withInitial(Last::new);
+
+    /** {@link #parse}, remembered for the next call of the same thread with equal bytes.
+     *
+     * <p>Why: a SQL job asks about one record several times - its event time for the watermark and again
+     * in each branch of the plan, whether it is canonical, its values - each in a different generated
+     * operator of one chain (one thread). Parsing is deterministic, so equal bytes (compared in full, not
+     * by reference) give the same answer. */
+    public static CanonicalEvent parseCached(byte[] value, Pattern shape, int maxBytes) {
+        if (value == null) {
+            return null;
+        }
+        Last last = LAST.get();
+        if (last.shape == shape && last.maxBytes == maxBytes && Arrays.equals(last.value, value)) {
+            return last.event;
+        }
+        CanonicalEvent event = parse(value, shape, maxBytes);
+        last.value = value.clone();
+        last.shape = shape;
+        last.maxBytes = maxBytes;
+        last.event = event;
+        return event;
     }
 
     /** The compiled shape (compiled once per JVM and expression). */
@@ -73,19 +127,11 @@ public final class CanonicalEvent {
         // inside the shape no value holds a comma or a quote: the text splits into its 14 members
         String[] members = text.substring(1, text.length() - 1).split(",", -1);
         String[] values = new String[FIELDS.length];
-        StringBuilder payload = new StringBuilder(text.length()).append('{');
         for (int i = 0; i < FIELDS.length; i++) {
-            String member = members[i];
-            int colon = member.indexOf(':');
-            String literal = member.substring(colon + 1);
-            boolean number = i == AMOUNT || i == LAT || i == LON;
+            String literal = members[i].substring(members[i].indexOf(':') + 1);
             values[i] = literal.startsWith("\"") ? literal.substring(1, literal.length() - 1) : literal;
-            if (i > 0) {
-                payload.append(',');
-            }
-            payload.append(member, 0, colon + 1).append(number ? pythonFloatRepr(literal) : literal);
         }
-        return new CanonicalEvent(values, payload.append('}').toString());
+        return new CanonicalEvent(values, members);
     }
 
     /** True unless the event time is more than maxSkewS ahead of nowS (events.parse_event's rule). */
@@ -122,9 +168,29 @@ public final class CanonicalEvent {
         return sign + whole + "." + (fraction.isEmpty() ? "0" : fraction);
     }
 
+    /** The event time as a SQL TIMESTAMP(3) in UTC: what {@code TO_TIMESTAMP} makes of it once 'T' and 'Z'
+     * are replaced (the shape allows only calendar-valid 'YYYY-MM-DDTHH:MM:SS.mmmZ'). */
+    public LocalDateTime eventDateTime() {
+        return dateTime(eventTime);
+    }
+
+    /** 'YYYY-MM-DDTHH:MM:SS.mmmZ' (digits where the shape puts them) read without a formatter. */
+    static LocalDateTime dateTime(String t) {
+        return LocalDateTime.of(digits(t, 0, 4), digits(t, 5, 2), digits(t, 8, 2), digits(t, 11, 2),
+                digits(t, 14, 2), digits(t, 17, 2), digits(t, 20, 3) * 1_000_000);
+    }
+
+    private static int digits(String text, int from, int count) {
+        int value = 0;
+        for (int i = from; i < from + count; i++) {
+            value = value * 10 + (text.charAt(i) - '0');
+        }
+        return value;
+    }
+
     /** 'YYYY-MM-DDTHH:MM:SS.mmmZ' to epoch seconds as Python's datetime.timestamp() computes them. */
     static double epochSeconds(String eventTime) {
-        LocalDateTime moment = LocalDateTime.parse(eventTime.substring(0, eventTime.length() - 1));
+        LocalDateTime moment = dateTime(eventTime);
         long micros = moment.toEpochSecond(ZoneOffset.UTC) * 1_000_000L + moment.getNano() / 1_000L;
         return (double) micros / 1e6;
     }

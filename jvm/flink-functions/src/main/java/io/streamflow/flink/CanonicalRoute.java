@@ -70,7 +70,7 @@ public final class CanonicalRoute extends ProcessFunction<Row, Row> {
             return;
         }
         if (output == Output.BRONZE) {
-            out.collect(Row.of(event.transactionId, event.payloadJson, row.getField(1), row.getField(2),
+            out.collect(Row.of(event.transactionId, event.payloadJson(), row.getField(1), row.getField(2),
                     row.getField(3), event.eventTime, nowIso()));
         } else {
             out.collect(Row.of(event.customerId, event.transactionId, event.storeId, event.storeCategory,

@@ -17,7 +17,7 @@ public final class CanonicalTransactions extends TableFunction<Row> {
     private static final long serialVersionUID = 1L;
 
     public void eval(byte[] value, String shape, Integer maxBytes, Double maxFutureSkewS, String overall) {
-        CanonicalEvent event = CanonicalEvent.parse(value, CanonicalEvent.pattern(shape), maxBytes);
+        CanonicalEvent event = CanonicalEvent.parseCached(value, CanonicalEvent.pattern(shape), maxBytes);
         if (event != null && event.withinSkew(maxFutureSkewS, System.currentTimeMillis() / 1000.0)) {
             collect(Row.of(event.storeId, event.amount));
             collect(Row.of(overall, event.amount));

@@ -35,7 +35,7 @@ public final class Harness {
                 CanonicalEvent e = CanonicalEvent.parse(Base64.getDecoder().decode(line), shape, maxBytes);
                 out.println(e == null ? "-" : String.join("\t", e.transactionId, e.customerId, e.cardId, e.storeId,
                         e.storeCategory, Double.toString(e.amount), e.channel, e.eventTime, Double.toString(e.eventTs),
-                        Double.toString(e.lat), Double.toString(e.lon), e.payloadJson));
+                        Double.toString(e.lat), Double.toString(e.lon), e.payloadJson()));
                 out.flush();
             }
         } else {

@@ -9,6 +9,6 @@ public final class IsCanonical extends ScalarFunction {
     private static final long serialVersionUID = 1L;
 
     public Boolean eval(byte[] value, String shape, Integer maxBytes) {
-        return CanonicalEvent.parse(value, CanonicalEvent.pattern(shape), maxBytes) != null;
+        return CanonicalEvent.parseCached(value, CanonicalEvent.pattern(shape), maxBytes) != null;
     }
 }
