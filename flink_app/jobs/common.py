@@ -22,8 +22,8 @@ def environments(jars: tuple[str, ...] = ()) -> tuple[StreamExecutionEnvironment
     """The job's environments; ``jars`` (file URLs) only where the cluster's lib/ does not hold them, e.g.
     the functions jar on a test's in-process mini cluster.
 
-    Object reuse is on: without it Flink deep-copies every record between chained operators (a fifth of
-    the samples of the aggregator's window thread were such copies, ADR 0012). It is safe for these jobs:
+    Object reuse is on: without it Flink deep-copies every record between chained operators (about a tenth
+    of the samples of the aggregator's window thread were such copies, ADR 0012). It is safe for these jobs:
     the SQL runtime is written for it, the JDBC sink copies rows it buffers, the Kafka sinks serialize at
     once, and the Java functions (io.streamflow.flink) keep no reference to an input record - they
     build new rows and keep only values in state."""
