@@ -103,6 +103,20 @@ class KafkaOptions:
         return options
 
     def _guarantee(self, prefix: str) -> dict[str, str]:
+        options = {**self._batching(), **self._delivery(prefix)}
+        return options
+
+    @staticmethod
+    def _batching() -> dict[str, str]:
+        """Producer batching of every sink: wait up to 50 ms to fill batches of up to 256 KiB.
+
+        Why: the aggregator writes about one metrics row per event on a replayed stream (its windows are
+        sparse) and the broker's CPU grows with the number of produce requests, not bytes (ADR 0012). Under
+        exactly-once nothing is visible before the checkpoint commits anyway; at-least-once alerts wait
+        at most 50 ms more."""
+        return {"properties.linger.ms": "50", "properties.batch.size": "262144"}
+
+    def _delivery(self, prefix: str) -> dict[str, str]:
         if self.delivery == "exactly-once":
             return {
                 "sink.delivery-guarantee": "exactly-once",
