@@ -103,8 +103,7 @@ class KafkaOptions:
         return options
 
     def _guarantee(self, prefix: str) -> dict[str, str]:
-        options = {**self._batching(), **self._delivery(prefix)}
-        return options
+        return {**self._batching(), **self._delivery(prefix)}
 
     @staticmethod
     def _batching() -> dict[str, str]:

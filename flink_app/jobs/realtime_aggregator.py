@@ -6,7 +6,8 @@ canonical shape (flink_app.shape_check, proven sound) is read by a Java table fu
 record goes to one Python table function that applies the processor's own parser/schema (so an event
 is counted exactly when it reaches bronze; malformed ones are skipped, the DLQ is the processor's
 job). The split (``is_canonical``) does not read the clock, so a record takes exactly one path.
-Sources are ``transactions.raw`` (raw bytes; event time read in SQL for the watermark) and
+Sources are ``transactions.raw`` (raw bytes; event time read at the source for the watermark, see
+:func:`raw_event_time`) and
 ``fraud.alerts`` (JSON, read_committed). Watermark = max event time - delay, over the events whose
 time is not beyond the wall clock + ``--max-future-skew-seconds`` (see :func:`watermark`); a Kafka
 partition that sends nothing for ``--source-idle-seconds`` stops holding it back (see :func:`idle_after`);
@@ -69,12 +70,11 @@ def watermark(rowtime: str, delay_s: float, max_future_skew_s: float) -> str:
     every message, so one message dated far ahead (the processor dead-letters it as
     ``future_event_time``) moved the clock past all later valid events, and those were dropped as late:
     the metrics stopped. This applies the processor's own skew rule (``events.parse_event``, same
-    ``--max-future-skew-seconds``) in SQL, where it costs one more ``JSON_VALUE`` in Java per event
-    (about 5 us of TaskManager CPU, measured on the mini cluster; a Python call that does nothing costs
-    22 us, ADR 0012). An invalid message whose time is within the skew still counts for the
-    watermark, exactly as a valid event of that time would: it can move the clock no further than
-    valid traffic can. What is *counted* in a window is decided by the processor's full validation
-    (:class:`ValidTransaction`).
+    ``--max-future-skew-seconds``) in SQL, on the event time the source column already holds (a
+    comparison; a Python call that does nothing would cost 22 us, ADR 0012). An invalid message whose
+    time is within the skew still counts for the watermark, exactly as a valid event of that time would:
+    it can move the clock no further than valid traffic can. What is *counted* in a window is decided by
+    the processor's full validation (:class:`ValidTransaction`).
     """
     late = f"{rowtime} - {interval(delay_s)}"
     if max_future_skew_s >= UNBOUNDED_SKEW_S:
@@ -135,10 +135,9 @@ class ValidTransaction(EventParsing, TableFunction):  # type: ignore[misc]
 
 
 def txns_source(args, options: dict[str, str]) -> str:  # type: ignore[no-untyped-def]
-    """``txns``: the raw bytes of ``transactions.raw``; ``ts`` from the raw event_time, read in SQL."""
+    """``txns``: the raw bytes of ``transactions.raw``; ``ts`` from the raw event_time (:func:`raw_event_time`)."""
     return source_ddl("txns", options, "  `value` BYTES", raw_event_time(args.max_event_bytes),
-                      args.watermark_delay_seconds,
-                      args.max_future_skew_seconds)
+                      args.watermark_delay_seconds, args.max_future_skew_seconds)
 
 
 def alerts_source(args, options: dict[str, str]) -> str:  # type: ignore[no-untyped-def]

@@ -26,7 +26,9 @@ def functions_jar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     has no lib/ of ours, so the tests hand it to the job (``environments(jars=...)``)."""
     import pyflink
 
-    jar = tmp_path_factory.mktemp("jvm") / "streamflow-flink-functions.jar"
+    from flink_app.jvm_functions import JAR_NAME
+
+    jar = tmp_path_factory.mktemp("jvm") / JAR_NAME
     subprocess.run(["bash", str(HERE.parents[1] / "scripts" / "build_flink_functions.sh"),
                     str(Path(pyflink.__file__).parent), str(jar)], check=True, capture_output=True, text=True)
     return jar

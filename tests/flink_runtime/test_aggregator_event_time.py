@@ -18,7 +18,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from flink_app import config, shape_check
+from flink_app import config, jvm_functions, shape_check
 from flink_app.jobs import realtime_aggregator
 from flink_app.jobs.common import environments
 from tests.hostile_messages import fixed_corpus
@@ -46,9 +46,9 @@ def _evaluate(records: list[bytes], work: Path, functions_jar: Path) -> list[tup
     realtime_aggregator.configure(t_env, args)
     t_env.execute_sql(f"CREATE TABLE records (`value` BYTES) WITH ('connector' = 'filesystem', "
                       f"'path' = '{source}', 'format' = 'raw')")
-    shape = realtime_aggregator.jvm_functions.sql_literal(shape_check.SHAPE)
+    shape = jvm_functions.sql_literal(shape_check.SHAPE)
     query = (f"SELECT {realtime_aggregator.raw_event_time(MAX_BYTES)}, {realtime_aggregator.JSON_EVENT_TIME}, "
-             f"canonical_event_time(`value`, {shape}, {MAX_BYTES}) IS NOT NULL FROM records")
+             f"{jvm_functions.CANONICAL_EVENT_TIME}(`value`, {shape}, {MAX_BYTES}) IS NOT NULL FROM records")
     with t_env.execute_sql(query).collect() as rows:
         return [(row[0], row[1], row[2]) for row in rows]
 
